@@ -1,0 +1,171 @@
+"""The `swarm-mcp` command line: run, continue, sessions, route.
+
+Results go to stdout; live progress and logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from typing import Any, Sequence
+
+from swarm.errors import SwarmError, UserInputError
+
+log = logging.getLogger("swarm_mcp")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="swarm-mcp", description="A multi-agent swarm orchestrator, served over MCP.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a whole copilot session for a task")
+    run.add_argument("task", help="what the swarm should do")
+    run.add_argument("--max-rounds", type=int, default=20, help="rounds (agent turns) before the session pauses (default 20)")
+    run.add_argument("--model", help="model backend: auto | local | openai:<model> | anthropic:<model> (default: SWARM_MCP_MODEL or auto)")
+    run.add_argument("--json", action="store_true", help="print the final session as JSON")
+
+    cont = sub.add_parser("continue", help="continue a paused, waiting or interrupted session")
+    cont.add_argument("session_id")
+    cont.add_argument("message", nargs="?", help="new user input (an answer, a correction, a follow-up)")
+    cont.add_argument("--max-rounds", type=int, help="round limit of this leg (default: the session's)")
+    cont.add_argument("--model", help="model backend for this leg")
+    cont.add_argument("--json", action="store_true", help="print the final session as JSON")
+
+    sessions = sub.add_parser("sessions", help="list sessions, or `sessions show ID` for a transcript")
+    sessions.add_argument("action", nargs="?", choices=["list", "show"], default="list")
+    sessions.add_argument("session_id", nargs="?")
+    sessions.add_argument("--json", action="store_true", help="JSON output")
+
+    route = sub.add_parser("route", help="print the offline router's decision for a task as JSON")
+    route.add_argument("task")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(stream=sys.stderr, level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "route":
+            return _route(args.task)
+        return asyncio.run(_async_main(args))
+    except UserInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except SwarmError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted: the session is saved; resume it with `swarm-mcp continue <id>`", file=sys.stderr)
+        return 130
+
+
+def _route(task: str) -> int:
+    from swarm.config import Settings
+    from swarm.manifest import load_agents
+    from swarm.router import OfflineRouter
+
+    settings = Settings.from_env()
+    decision = OfflineRouter(load_agents(settings.agent_dirs)).decide(task)
+    print(json.dumps({"route": decision.route, "agent": decision.agent, "confidence": round(decision.confidence, 3)}))
+    return 0
+
+
+async def _async_main(args: argparse.Namespace) -> int:
+    from swarm.config import Settings
+    from swarm.engine import Engine
+
+    overrides: dict[str, Any] = {}
+    if getattr(args, "model", None):
+        from swarm.config import validate_model_spec
+
+        validate_model_spec(args.model)
+        overrides["model"] = args.model
+    settings = Settings.from_env(**overrides)
+    async with Engine(settings) as engine:
+        if args.command == "sessions":
+            return await _sessions(engine, args)
+        if args.command == "run":
+            record = await engine.create(args.task, max_rounds=args.max_rounds)
+            print(f"session {record.id} started (model: {engine.models.spec_for('default')})", file=sys.stderr)
+            record = await engine.run(record.id, on_update=_progress)
+        else:
+            record = await engine.run(args.session_id, message=args.message, max_rounds=args.max_rounds, on_update=_progress)
+        _print_result(record, args.json)
+        return 1 if record.status == "failed" else 0
+
+
+async def _progress(record: Any, events: list[Any]) -> None:
+    for event in events:
+        print(f"  [{record.id} r{event.round}] {_line(event)}", file=sys.stderr, flush=True)
+
+
+def _line(event: Any) -> str:
+    content = event.content if isinstance(event.content, dict) else {"text": event.content}
+    who = event.agent or "-"
+    if event.type == "handoff":
+        return f"{who} -> {content.get('target')}: {str(content.get('message', ''))[:100]}"
+    if event.type == "tool_call":
+        return f"{who} calls {content.get('name')}"
+    if event.type == "tool_result":
+        return f"{who} tool {content.get('name')} {'failed' if content.get('is_error') else 'returned'}: {str(content.get('result', ''))[:100]!r}"
+    if event.type == "message":
+        return f"{who}: {str(content.get('text', ''))[:160]!r}"
+    if event.type == "status":
+        return f"status {content.get('status')}"
+    if event.type == "error":
+        return f"error: {content.get('error')}"
+    return f"{event.type} {who}: {str(content)[:160]}"
+
+
+def _print_result(record: Any, as_json: bool) -> None:
+    if as_json:
+        print(record.model_dump_json(indent=2))
+        return
+    usage = record.total_usage()
+    print(f"session: {record.id}")
+    print(f"status: {record.status}")
+    print(f"rounds: {record.rounds_used} this run, {record.total_rounds} in total")
+    print(f"tokens: {usage.total_tokens} ({usage.prompt_tokens} prompt, {usage.completion_tokens} completion)")
+    if record.pending:
+        print(f"question: {record.pending.message}")
+        print(f"next: answer with `swarm-mcp continue {record.id} \"<your answer>\"`")
+    elif record.status == "paused":
+        print(f"next: resume with `swarm-mcp continue {record.id}`")
+    elif record.status == "failed":
+        print(f"error: {record.error}")
+        print(f"next: fix the cause, then retry with `swarm-mcp continue {record.id}`")
+    if record.result:
+        print("result:")
+        print(record.result)
+
+
+async def _sessions(engine: Any, args: argparse.Namespace) -> int:
+    if args.action == "list":
+        records = await engine.list()
+        if args.json:
+            print(json.dumps([r.model_dump(mode="json") for r in records], indent=2))
+        for r in records if not args.json else []:
+            print(f"{r.id}  {r.status:<13} rounds={r.total_rounds:<3} {r.updated_at:%Y-%m-%d %H:%M}  {r.task[:70]}")
+        return 0
+    if not args.session_id:
+        raise UserInputError("`sessions show` needs a session id: swarm-mcp sessions show <id>")
+    record = await engine.get(args.session_id)
+    events = await engine.transcript(args.session_id)
+    if args.json:
+        print(json.dumps({"session": record.model_dump(mode="json"), "events": [e.model_dump(mode="json") for e in events]}, indent=2))
+        return 0
+    print(f"session {record.id} [{record.status}] {record.task}")
+    for event in events:
+        print(f"{event.seq:>4} r{event.round:<3} {event.type:<17} {_line(event)}")
+    if record.result:
+        print(f"result: {record.result}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

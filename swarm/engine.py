@@ -1,0 +1,80 @@
+"""The engine: one object that owns the store, the agents, the router, the models and the runner.
+
+Callers (the CLI, the MCP server, phases) create sessions and run them through it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Mapping
+
+from .config import Settings
+from .errors import UserInputError
+from .events import Event, now
+from .manifest import AgentManifest, load_agents
+from .router import OfflineRouter
+from .runner import ModelSource, OnUpdate, SessionRunner
+from .session import SessionRecord
+from .store import SqlStore
+from .tools import ToolRegistry, default_registry
+
+MAX_TASK_CHARS = 20_000
+
+
+class Engine:
+    """swarm-mcp's engine. ``async with Engine(settings) as engine: ...``"""
+
+    def __init__(self, settings: Settings, *, models: ModelSource | None = None, tools: ToolRegistry | None = None,
+                 agents: Mapping[str, AgentManifest] | None = None, store: SqlStore | None = None) -> None:
+        self.settings = settings
+        self.agents = dict(agents) if agents is not None else load_agents(settings.agent_dirs)
+        self.router = OfflineRouter(self.agents)
+        if models is None:
+            from .models.factory import ModelFactory
+
+            models = ModelFactory(settings)
+        self.models = models
+        self.tools = tools if tools is not None else default_registry()
+        self.store = store or SqlStore(settings.db_url)
+        self.services: dict[str, Any] = {"engine": self}
+        self.runner = SessionRunner(settings, self.store, self.agents, self.router, self.models, self.tools, self.services)
+
+    async def __aenter__(self) -> "Engine":
+        await self.store.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.store.close()
+
+    async def create(self, task: str, *, max_rounds: int = 20, principal: str = "local", kind: str = "copilot",
+                     meta: dict[str, Any] | None = None) -> SessionRecord:
+        """Create a session (status running, nothing run yet) and record its task."""
+        task = (task or "").strip()
+        if not task:
+            raise UserInputError("task must be a non-empty description of what to do")
+        if len(task) > MAX_TASK_CHARS:
+            raise UserInputError(f"task is {len(task)} characters; the limit is {MAX_TASK_CHARS}: shorten it or put the details in a file")
+        if max_rounds < 1:
+            raise UserInputError(f"max_rounds must be at least 1, got {max_rounds}")
+        stamp = now()
+        record = SessionRecord(id=f"s_{uuid.uuid4().hex[:16]}", principal=principal, kind=kind, task=task,
+                               created_at=stamp, updated_at=stamp, max_rounds=max_rounds, meta=dict(meta or {}))
+        record.meta.setdefault("work_dir", str(self.settings.work_root / record.id))
+        await self.store.create_session(record)
+        await self.store.save(record, [Event(type="message", agent="user", content={"text": task})])
+        return record
+
+    async def run(self, session_id: str, *, message: str | None = None, max_rounds: int | None = None,
+                  principal: str | None = None, on_update: OnUpdate | None = None) -> SessionRecord:
+        """Run (or resume) a session until it completes, waits for the user, pauses or fails."""
+        return await self.runner.run(session_id, message=message, max_rounds=max_rounds, principal=principal, on_update=on_update)
+
+    async def get(self, session_id: str, principal: str | None = None) -> SessionRecord:
+        return await self.store.get_session(session_id, principal)
+
+    async def list(self, principal: str | None = None, limit: int = 100) -> list[SessionRecord]:
+        return await self.store.list_sessions(principal, limit)
+
+    async def transcript(self, session_id: str, principal: str | None = None, after_seq: int = 0) -> list[Event]:
+        await self.store.get_session(session_id, principal)  # unknown / foreign ids fail clearly
+        return await self.store.events(session_id, after_seq)

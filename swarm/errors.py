@@ -1,0 +1,58 @@
+"""Errors named for who caused them.
+
+Every error a user, a model client or an MCP client may see carries a message that says what went
+wrong and how to fix it. The MCP edge (server/) turns these into ``isError`` results; the CLI prints
+them on stderr with a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+
+class SwarmError(Exception):
+    """Base class of every error swarm-mcp raises on purpose."""
+
+
+class UserInputError(SwarmError):
+    """The caller passed something invalid (an argument, a config value, a task)."""
+
+
+class UnknownSessionError(UserInputError):
+    """A session id that does not exist (or is not visible to the caller)."""
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(
+            f"unknown session id {session_id!r}: no such session in this store. "
+            "List sessions with `swarm-mcp sessions` (or read swarm://sessions) and use one of those ids."
+        )
+        self.session_id = session_id
+
+
+class ManifestError(UserInputError):
+    """An agent manifest file is malformed: names the file, the field and what was expected."""
+
+    def __init__(self, path: str, field: str, problem: str) -> None:
+        super().__init__(f"{path}: field {field!r}: {problem}")
+        self.path = path
+        self.field = field
+        self.problem = problem
+
+
+class ConfigError(UserInputError):
+    """A configuration value (environment variable or option) is invalid."""
+
+
+class ModelBehaviourError(SwarmError):
+    """The model answered, but not in a usable way (malformed tool call, invalid plan, ...)."""
+
+
+class ProviderError(SwarmError):
+    """The model provider failed (timeout, rate limit, 5xx, auth) after all retries."""
+
+    def __init__(self, message: str, *, retryable: bool = False, attempts: int = 1) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.attempts = attempts
+
+
+class InternalError(SwarmError):
+    """A bug in swarm-mcp itself."""

@@ -1,0 +1,153 @@
+"""Building an autogen-agentchat Swarm from agent manifests.
+
+copilot_control is the entry agent: it routes by handing off. With a capable model it sees the
+offline router's suggestion and may overrule it; with the embedded model (or none) the offline
+router decides alone and no model call is made for routing.
+"""
+
+from __future__ import annotations
+
+from typing import Any, AsyncGenerator, Callable, Mapping, Sequence
+
+from autogen_agentchat.agents import AssistantAgent
+from autogen_agentchat.base import Response
+from autogen_agentchat.conditions import HandoffTermination
+from autogen_agentchat.messages import BaseAgentEvent, BaseChatMessage, HandoffMessage, TextMessage
+from autogen_agentchat.teams import Swarm
+from autogen_core import CancellationToken
+from autogen_core.model_context import BufferedChatCompletionContext
+from autogen_core.models import ChatCompletionClient
+
+from .manifest import AgentManifest
+from .router import OfflineRouter, RouteDecision
+from .tools import SessionContext, ToolRegistry
+
+ROUTER_AGENT = "copilot_control"
+CONTEXT_MESSAGES = 24
+"""How many recent messages each agent's model sees (older ones stay in the transcript)."""
+
+ROUTE_TARGET = {"planning": "planner", "idea_generation": "idea_maker", "clarify": "assistant"}
+
+
+class BoundedContext(BufferedChatCompletionContext):
+    """A model context that keeps only the recent messages, so saved state stays small."""
+
+    async def add_message(self, message: Any) -> None:
+        await super().add_message(message)
+        if len(self._messages) > 2 * self._buffer_size:
+            del self._messages[: len(self._messages) - self._buffer_size]
+
+
+def route_target(decision: RouteDecision, available: Sequence[str]) -> str:
+    target = decision.agent if decision.route == "one_shot" and decision.agent else ROUTE_TARGET.get(decision.route, "engineer")
+    return target if target in available else next(iter(available))
+
+
+def user_text(messages: Sequence[BaseChatMessage]) -> str:
+    return "\n".join(m.to_text() for m in messages if m.source == "user")
+
+
+class CopilotControl(AssistantAgent):
+    """The router agent: offline decision first, the model only when it is capable."""
+
+    def __init__(self, *args: Any, router: OfflineRouter, capable: bool, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._router = router
+        self._capable = capable
+        self._user_inputs: list[str] = []
+        self.last_decision: RouteDecision | None = None
+
+    async def on_messages_stream(
+        self, messages: Sequence[BaseChatMessage], cancellation_token: CancellationToken
+    ) -> AsyncGenerator[BaseAgentEvent | BaseChatMessage | Response, None]:
+        text = user_text(messages)
+        if text:
+            self._user_inputs.append(text)
+        decision = self._router.decide("\n".join(self._user_inputs) or text)
+        self.last_decision = decision
+        targets = [h.target for h in self._handoffs.values()]
+        if not self._capable:
+            target = route_target(decision, targets)
+            await self._model_context.add_message(self._as_context(messages))
+            yield Response(chat_message=HandoffMessage(
+                source=self.name, target=target,
+                content=f"route={decision.route} agent={decision.agent} confidence={decision.confidence:.2f}: {decision.reason}",
+                metadata={"route": decision.route, "agent": str(decision.agent), "decided_by": "offline_router"},
+            ))
+            return
+        hint = TextMessage(source="offline_router", content=(
+            f"Offline router suggestion: route={decision.route}, agent={decision.agent}, "
+            f"confidence={decision.confidence:.2f} ({decision.reason}). Follow it unless the task clearly needs otherwise."
+        ))
+        async for item in super().on_messages_stream([*messages, hint], cancellation_token):
+            yield item
+
+    def _as_context(self, messages: Sequence[BaseChatMessage]) -> Any:
+        from autogen_core.models import UserMessage
+
+        return UserMessage(content="\n".join(m.to_text() for m in messages) or "(no new messages)", source="user")
+
+    async def save_state(self) -> Mapping[str, Any]:
+        state = dict(await super().save_state())
+        state["user_inputs"] = self._user_inputs[-10:]
+        return state
+
+    async def load_state(self, state: Mapping[str, Any]) -> None:
+        self._user_inputs = list(state.get("user_inputs", []))
+        await super().load_state({k: v for k, v in state.items() if k != "user_inputs"})
+
+
+def members_from(agents: Mapping[str, AgentManifest], entry: str) -> list[str]:
+    """The entry agent and every agent reachable from it by hand-offs, entry first."""
+    order, todo = [entry], [entry]
+    while todo:
+        for target in agents[todo.pop(0)].handoffs:
+            if target != "user" and target not in order:
+                order.append(target)
+                todo.append(target)
+    return order
+
+
+def build_team(
+    agents: Mapping[str, AgentManifest],
+    *,
+    client_for: Callable[[AgentManifest], ChatCompletionClient],
+    tools: ToolRegistry,
+    ctx: SessionContext,
+    router: OfflineRouter,
+    router_capable: bool,
+    entry: str = ROUTER_AGENT,
+) -> Swarm:
+    """One Swarm of the entry agent and everything it can reach, each agent from its manifest."""
+    participants = []
+    for name in members_from(agents, entry):
+        manifest = agents[name]
+        kwargs: dict[str, Any] = dict(
+            name=name,
+            model_client=client_for(manifest),
+            description=manifest.description,
+            system_message=manifest.system_message,
+            tools=tools.build(manifest.tools, ctx, name) or None,
+            handoffs=list(manifest.handoffs),
+            model_context=BoundedContext(buffer_size=CONTEXT_MESSAGES),
+            reflect_on_tool_use=bool(manifest.tools),
+            max_tool_iterations=3 if manifest.tools else 1,
+        )
+        if name == ROUTER_AGENT:
+            participants.append(CopilotControl(router=router, capable=router_capable, **kwargs))
+        else:
+            participants.append(AssistantAgent(**kwargs))
+    return Swarm(participants, termination_condition=HandoffTermination(target="user"), max_turns=1)
+
+
+def trim_state(state: Mapping[str, Any], keep: int = CONTEXT_MESSAGES) -> dict[str, Any]:
+    """Bound the manager's message thread in a saved team state (the transcript keeps everything)."""
+    state = dict(state)
+    agent_states = dict(state.get("agent_states", {}))
+    for key, value in agent_states.items():
+        if isinstance(value, dict) and "message_thread" in value:
+            value = dict(value)
+            value["message_thread"] = value["message_thread"][-keep:]
+            agent_states[key] = value
+    state["agent_states"] = agent_states
+    return state

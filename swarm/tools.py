@@ -1,0 +1,94 @@
+"""The seam through which tools (and later, phases) plug into the swarm.
+
+A ``ToolProvider`` builds an autogen tool for one session. Phases implement the same protocol
+(``invoke_<name>_phase``), so agents such as copilot_control can call them mid-session. swarm/
+knows nothing about what a provider does; it only asks it for a tool bound to a session.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping, Protocol
+
+from autogen_core.tools import BaseTool
+
+from .errors import ManifestError
+
+if TYPE_CHECKING:
+    from .config import Settings
+    from .events import Event
+
+
+@dataclass
+class SessionContext:
+    """What a tool may know and do about the session it runs in."""
+
+    session_id: str
+    work_dir: Path
+    settings: "Settings"
+    emit: Callable[[list["Event"]], Awaitable[None]]
+    """Record extra transcript events (phase_start, phase_end, ...) for this session."""
+    state: dict[str, Any] = field(default_factory=dict)
+    """Session meta (plan, step results, ideas): tools may read and update it; saved with the round."""
+    services: dict[str, Any] = field(default_factory=dict)
+    """Engine services a provider may need (model factory, agents, router); opaque to swarm/."""
+
+
+class ToolProvider(Protocol):
+    """Builds one named tool for a session."""
+
+    name: str
+    description: str
+
+    def build(self, ctx: SessionContext) -> BaseTool[Any, Any]: ...
+
+
+@dataclass
+class FunctionToolProvider:
+    """A provider from a plain factory function ``ctx -> tool``."""
+
+    name: str
+    description: str
+    factory: Callable[[SessionContext], BaseTool[Any, Any]]
+
+    def build(self, ctx: SessionContext) -> BaseTool[Any, Any]:
+        return self.factory(ctx)
+
+
+class ToolRegistry:
+    """Named tool providers; manifests refer to tools by these names."""
+
+    def __init__(self, providers: Mapping[str, ToolProvider] | None = None) -> None:
+        self._providers: dict[str, ToolProvider] = dict(providers or {})
+
+    def add(self, provider: ToolProvider) -> None:
+        self._providers[provider.name] = provider
+
+    def names(self) -> list[str]:
+        return sorted(self._providers)
+
+    def get(self, name: str) -> ToolProvider | None:
+        return self._providers.get(name)
+
+    def build(self, names: list[str], ctx: SessionContext, agent: str) -> list[BaseTool[Any, Any]]:
+        tools = []
+        for name in names:
+            provider = self._providers.get(name)
+            if provider is None:
+                raise ManifestError(f"agent {agent}", "tools", f"expected one of the known tools {self.names()}, got unknown {name!r}")
+            tools.append(provider.build(ctx))
+        return tools
+
+
+def default_registry() -> ToolRegistry:
+    """The built-in tools: code execution in the session's sandboxed work dir."""
+    from .sandbox import execute_code_tool
+
+    registry = ToolRegistry()
+    registry.add(FunctionToolProvider(
+        "execute_code",
+        "Run Python or bash code in the session's sandboxed work directory.",
+        lambda ctx: execute_code_tool(ctx.work_dir),
+    ))
+    return registry

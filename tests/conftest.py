@@ -1,0 +1,85 @@
+"""Test-wide guards: no network but loopback, and no real model provider keys."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+
+import pytest
+
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+
+
+def _loopback(address: object) -> bool:
+    if isinstance(address, (str, bytes)):  # AF_UNIX path
+        return True
+    host = address[0] if isinstance(address, tuple) else address
+    if host in ("localhost",):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _guarded_connect(self: socket.socket, address: object) -> None:
+    if not _loopback(address):
+        raise ConnectionRefusedError(f"network guard: tests may only connect to loopback, not {address!r}")
+    return _real_connect(self, address)
+
+
+def _guarded_connect_ex(self: socket.socket, address: object) -> int:
+    if not _loopback(address):
+        raise ConnectionRefusedError(f"network guard: tests may only connect to loopback, not {address!r}")
+    return _real_connect_ex(self, address)
+
+
+@pytest.fixture(autouse=True)
+def network_guard(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any connection to a non-loopback address (a real model provider) fails the test."""
+    monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", _guarded_connect_ex)
+    for key in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_BASE_URL", "SWARM_MCP_MODEL", "SWARM_MCP_DB", "SWARM_MCP_TOKEN"):
+        monkeypatch.delenv(key, raising=False)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+# ---- fakes at the model boundary -------------------------------------------------------------
+
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+from swarm.models.scripted import Script, ScriptedModelClient  # noqa: E402
+
+
+class ScriptedModels:
+    """A ModelSource whose every agent is served by one shared Script.
+
+    ``capable=False`` makes it behave like the embedded model for routing: copilot_control then
+    routes with the offline router alone and makes no model call.
+    """
+
+    def __init__(self, script: Script, capable: bool = True) -> None:
+        self.script = script
+        self.capable = capable
+
+    def spec_for(self, tier: str) -> str:
+        return "scripted"
+
+    def client_for(self, agent: str, tier: str) -> ScriptedModelClient:
+        return ScriptedModelClient(self.script, agent)
+
+    def is_capable(self, tier: str) -> bool:
+        return self.capable
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Any:
+    from swarm.config import Settings
+
+    return Settings.from_env({"SWARM_MCP_HOME": str(tmp_path / "home")})

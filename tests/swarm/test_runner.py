@@ -1,0 +1,128 @@
+"""The session run loop with a scripted model: hand-offs, stops, usage, errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from conftest import ScriptedModels
+
+from swarm.engine import Engine
+from swarm.errors import UnknownSessionError, UserInputError
+from swarm.models.scripted import Script
+
+pytestmark = pytest.mark.anyio
+
+
+async def run_script(settings: Any, entries: list[dict], task: str, capable: bool = True, **kw: Any) -> tuple[Engine, Any, Script]:
+    script = Script(entries)
+    engine = Engine(settings, models=ScriptedModels(script, capable=capable))
+    await engine.store.open()
+    record = await engine.create(task, **kw)
+    record = await engine.run(record.id)
+    return engine, record, script
+
+
+async def test_handoffs_between_agents_reach_the_final_answer(settings: Any) -> None:
+    engine, record, script = await run_script(settings, [
+        {"agent": "copilot_control", "handoff": "planner"},
+        {"agent": "planner", "handoff": "controller"},
+        {"agent": "controller", "handoff": "researcher"},
+        {"agent": "researcher", "text": "Threads share memory; processes do not."},
+    ], "Explain processes and threads, step by step")
+    script.assert_exhausted()
+    assert record.status == "completed"
+    assert record.result == "Threads share memory; processes do not."
+    assert record.total_rounds == 4
+    events = await engine.transcript(record.id)
+    hops = [(e.agent, e.content["target"]) for e in events if e.type == "handoff"]
+    assert hops == [("copilot_control", "planner"), ("planner", "controller"), ("controller", "researcher")]
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    assert events[0].type == "message" and events[0].agent == "user"
+    assert record.total_usage().total_tokens == 4 * 15
+    calls = await engine.store.model_calls(record.id)
+    assert [c["agent"] for c in calls] == ["copilot_control", "planner", "controller", "researcher"]
+    await engine.store.close()
+
+
+async def test_offline_router_decides_without_a_model_call(settings: Any) -> None:
+    engine, record, script = await run_script(settings, [
+        {"agent": "engineer", "text": "def fib(n): ..."},
+    ], "Write a Python function that returns the n-th Fibonacci number.", capable=False)
+    script.assert_exhausted()
+    assert record.status == "completed"
+    assert record.meta["route"]["route"] == "one_shot" and record.meta["route"]["agent"] == "engineer"
+    events = await engine.transcript(record.id)
+    assert [e.content["target"] for e in events if e.type == "handoff"] == ["engineer"]
+    await engine.store.close()
+
+
+async def test_pause_at_max_rounds_then_continue(settings: Any) -> None:
+    engine, record, script = await run_script(settings, [
+        {"agent": "copilot_control", "handoff": "planner"},
+        {"agent": "planner", "handoff": "controller"},
+        {"agent": "controller", "handoff": "engineer"},
+        {"agent": "engineer", "text": "done"},
+    ], "Build it in steps", max_rounds=2)
+    assert record.status == "paused" and record.rounds_used == 2
+    assert len(script.calls) == 2
+    record = await engine.run(record.id, max_rounds=5)
+    assert record.status == "completed" and record.result == "done"
+    assert record.total_rounds == 4 and record.rounds_used == 2
+    script.assert_exhausted()
+    await engine.store.close()
+
+
+async def test_clarifying_question_waits_for_the_user_then_resumes(settings: Any) -> None:
+    engine, record, script = await run_script(settings, [
+        {"agent": "copilot_control", "handoff": "assistant"},
+        {"agent": "assistant", "text": "Which project do you mean?"},
+        {"agent": "copilot_control", "handoff": "researcher"},
+        {"agent": "researcher", "text": "Here is the summary of swarm-mcp."},
+    ], "Help me with my project")
+    assert record.status == "waiting_input"
+    assert record.pending is not None and record.pending.message == "Which project do you mean?"
+    with pytest.raises(UserInputError, match="waiting for your answer"):
+        await engine.run(record.id)
+    record = await engine.run(record.id, message="The swarm-mcp README")
+    assert record.status == "completed" and record.pending is None
+    script.assert_exhausted()
+    assert any("swarm-mcp README" in text for text in script.calls[2]["recent"])
+    kinds = [e.type for e in await engine.transcript(record.id)]
+    assert "approval_request" in kinds
+    await engine.store.close()
+
+
+async def test_unknown_session_id_is_a_clear_error(settings: Any) -> None:
+    engine = Engine(settings, models=ScriptedModels(Script([])))
+    async with engine:
+        with pytest.raises(UnknownSessionError, match="unknown session id 's_nope'"):
+            await engine.run("s_nope")
+        with pytest.raises(UnknownSessionError):
+            await engine.transcript("s_nope")
+
+
+async def test_empty_task_and_bad_round_limit_are_rejected(settings: Any) -> None:
+    async with Engine(settings, models=ScriptedModels(Script([]))) as engine:
+        with pytest.raises(UserInputError, match="non-empty"):
+            await engine.create("   ")
+        with pytest.raises(UserInputError, match="max_rounds"):
+            await engine.create("do it", max_rounds=0)
+
+
+async def test_provider_failure_fails_the_session_and_keeps_the_transcript(settings: Any) -> None:
+    engine, record, script = await run_script(settings, [
+        {"agent": "copilot_control", "handoff": "engineer"},
+        {"agent": "engineer", "error": "auth"},
+    ], "Compute 2+2 in Python")
+    assert record.status == "failed"
+    assert "401" in record.error and "provider" in record.error
+    events = await engine.transcript(record.id)
+    assert [e.type for e in events][:2] == ["message", "status"]
+    assert any(e.type == "handoff" for e in events) and events[-2].type == "error"
+    # the failed round is retried on continue; the completed routing call is not repeated
+    script.entries.append({"agent": "engineer", "text": "4"})
+    record = await engine.run(record.id)
+    assert record.status == "completed" and record.result == "4"
+    assert [c["agent"] for c in script.calls] == ["copilot_control", "engineer", "engineer"]
+    await engine.store.close()
