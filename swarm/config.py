@@ -22,7 +22,7 @@ class Settings:
     home: Path
     """Data directory: the SQLite database and per-session work dirs live here (SWARM_MCP_HOME)."""
     db_url: str
-    """SQLAlchemy async URL of the session store (SWARM_MCP_DB); default SQLite under home."""
+    """SQLAlchemy URL of the session store (SWARM_MCP_DB): default sqlite:///<home>/swarm.db; postgresql://... for scale-out."""
     model: str = "auto"
     """Model backend: auto | local | sampling | openai:<model> | anthropic:<model> (SWARM_MCP_MODEL)."""
     tier_models: dict[str, str] = field(default_factory=dict)
@@ -40,7 +40,7 @@ class Settings:
     def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> "Settings":
         env = dict(os.environ if env is None else env)
         home = Path(env.get("SWARM_MCP_HOME") or _default_home()).expanduser()
-        db_url = env.get("SWARM_MCP_DB") or f"sqlite+aiosqlite:///{home / 'swarm.db'}"
+        db_url = env.get("SWARM_MCP_DB") or f"sqlite:///{home / 'swarm.db'}"
         if db_url.startswith("postgresql://") or db_url.startswith("postgres://"):
             db_url = "postgresql+asyncpg://" + db_url.split("://", 1)[1]
         tiers = {t: env[f"SWARM_MCP_MODEL_{t.upper()}"] for t in ("fast", "default", "strong") if env.get(f"SWARM_MCP_MODEL_{t.upper()}")}

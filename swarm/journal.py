@@ -1,44 +1,74 @@
-"""The model-call journal: every model call of a session is recorded before its result is used.
+"""The journal of a session's model and tool calls: the state needed to continue it.
 
-A resumed session (after a pause, a crash or a restart) replays the calls its checkpoint has not
-yet absorbed from the journal instead of calling the model again, so a completed model call is
-never repeated. The journal also sums token usage per model.
+Every model call and tool call is written to the journal before its result is used. Resuming a
+session (after a pause, a crash or a restart) rebuilds the swarm and replays its legs: calls found
+in the journal with the same request return their recorded result instead of running again, so a
+completed model call is never repeated and no side effect of a tool runs twice. The first call
+not in the journal runs live, and the session goes on from there.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, AsyncGenerator, Mapping, Sequence
+from typing import Any, AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 
 from autogen_core import CancellationToken
 from autogen_core.models import ChatCompletionClient, CreateResult, LLMMessage, ModelCapabilities, ModelInfo, RequestUsage
-from autogen_core.tools import Tool, ToolSchema
+from autogen_core.tools import BaseTool, Tool, ToolSchema
+from pydantic import BaseModel
 
 from .events import Usage
 from .store import Store
 
 
-class CallJournal:
-    """Position in a session's journal, shared by the model clients of all its agents."""
+class ReplayedToolError(RuntimeError):
+    """A tool failure recorded in the journal, raised again on replay."""
 
-    def __init__(self, store: Store, session_id: str, start: int = 0) -> None:
+
+class CallJournal:
+    """A session's journal and the replay position in it, shared by all its agents' clients and tools."""
+
+    def __init__(self, store: Store, session_id: str, entries: dict[int, tuple[str, str]]) -> None:
         self.store = store
         self.session_id = session_id
-        self.position = start
+        self.entries = entries
+        self.position = 0
         self.replayed = 0
         self.live = 0
         self.last_error: Exception | None = None
         """The last exception a model client raised (autogen wraps it; the runner reports this one)."""
         self.usage: dict[str, Usage] = {}
-        """Usage of the calls made since the last take_usage()."""
+        """Usage of the model calls made (or replayed) since the last take_usage()."""
+
+    @classmethod
+    async def load(cls, store: Store, session_id: str) -> "CallJournal":
+        return cls(store, session_id, await store.journal_load(session_id))
+
+    @property
+    def replaying(self) -> bool:
+        return self.position < max(self.entries, default=0)
 
     def take_usage(self) -> dict[str, Usage]:
         usage, self.usage = self.usage, {}
         return usage
 
-    def _add_usage(self, model: str, usage: RequestUsage) -> None:
-        self.usage[model] = self.usage.get(model, Usage()) + Usage(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens)
+    async def call(self, *, agent: str, kind: str, name: str, request: str, run: Callable[[], Awaitable[str]]) -> str:
+        """Return the journaled response for this request, or run it, journal it, and return it."""
+        seq = self.position = self.position + 1  # reserved before any await: concurrent tool calls keep their order
+        digest = hashlib.sha256(request.encode()).hexdigest()
+        stored = self.entries.get(seq)
+        if stored is not None and stored[0] == digest:
+            self.replayed += 1
+            return stored[1]
+        if stored is not None:  # the conversation diverged from the journal: its tail no longer applies
+            await self.store.journal_truncate(self.session_id, seq)
+            self.entries = {k: v for k, v in self.entries.items() if k < seq}
+        response = await run()
+        await self.store.journal_put(self.session_id, seq, agent=agent, kind=kind, name=name, request_hash=digest, request=request, response=response)
+        self.entries[seq] = (digest, response)
+        self.live += 1
+        return response
 
 
 def _request_doc(messages: Sequence[LLMMessage], tools: Sequence[Tool | ToolSchema], tool_choice: Any, json_output: Any) -> str:
@@ -52,7 +82,7 @@ def _request_doc(messages: Sequence[LLMMessage], tools: Sequence[Tool | ToolSche
 
 
 class JournaledModelClient(ChatCompletionClient):
-    """Wraps one agent's model client: replay from the journal, else call and record."""
+    """One agent's model client, behind the journal."""
 
     def __init__(self, inner: ChatCompletionClient, journal: CallJournal, agent: str, model: str) -> None:
         self.inner = inner
@@ -70,36 +100,29 @@ class JournaledModelClient(ChatCompletionClient):
         extra_create_args: Mapping[str, Any] = {},
         cancellation_token: CancellationToken | None = None,
     ) -> CreateResult:
-        journal = self.journal
-        request = _request_doc(messages, tools, tool_choice, json_output)
-        digest = hashlib.sha256(request.encode()).hexdigest()
-        seq = journal.position + 1
-        stored = await journal.store.journal_get(journal.session_id, seq)
-        if stored is not None and stored[0] == digest:
-            result = CreateResult.model_validate_json(stored[1])
-            journal.replayed += 1
-        else:
-            if stored is not None:  # the conversation diverged from the journal: drop the stale tail
-                await journal.store.journal_truncate(journal.session_id, seq)
+        async def live() -> str:
             kwargs: dict[str, Any] = dict(tools=tools, json_output=json_output, extra_create_args=extra_create_args, cancellation_token=cancellation_token)
             if tool_choice != "auto":
                 kwargs["tool_choice"] = tool_choice
             try:
                 result = await self.inner.create(messages, **kwargs)
             except Exception as exc:
-                journal.last_error = exc  # autogen re-raises agent errors as text; keep the original
+                self.journal.last_error = exc  # autogen re-raises agent errors as text; keep the original
                 raise
-            await journal.store.journal_put(journal.session_id, seq, self.agent, self.model, digest, request, result.model_dump_json())
-            journal.live += 1
-        journal.position = seq
-        journal._add_usage(self.model, result.usage)
+            return result.model_dump_json()
+
+        request = _request_doc(messages, tools, tool_choice, json_output)
+        response = await self.journal.call(agent=self.agent, kind="model", name=self.model, request=request, run=live)
+        result = CreateResult.model_validate_json(response)
+        usage = self.journal.usage
+        usage[self.model] = usage.get(self.model, Usage()) + Usage(prompt_tokens=result.usage.prompt_tokens, completion_tokens=result.usage.completion_tokens)
         return result
 
     async def create_stream(self, messages: Sequence[LLMMessage], **kwargs: Any) -> AsyncGenerator[str | CreateResult, None]:
         yield await self.create(messages, **kwargs)
 
     async def close(self) -> None:
-        await self.inner.close()
+        return None  # the model factory owns the inner client
 
     def actual_usage(self) -> RequestUsage:
         return self.inner.actual_usage()
@@ -120,3 +143,37 @@ class JournaledModelClient(ChatCompletionClient):
     @property
     def model_info(self) -> ModelInfo:
         return self.inner.model_info
+
+
+class JournaledTool(BaseTool[BaseModel, BaseModel]):
+    """A tool behind the journal: on replay its recorded result comes back and nothing runs."""
+
+    def __init__(self, inner: BaseTool[Any, Any], journal: CallJournal, agent: str) -> None:
+        super().__init__(inner.args_type(), inner.return_type(), inner.name, inner.description)
+        self._inner = inner
+        self._journal = journal
+        self._agent = agent
+
+    @property
+    def schema(self) -> ToolSchema:
+        return self._inner.schema
+
+    async def run(self, args: BaseModel, cancellation_token: CancellationToken) -> Any:
+        return await self._inner.run(args, cancellation_token)
+
+    async def run_json(self, args: Mapping[str, Any], cancellation_token: CancellationToken, call_id: str | None = None) -> Any:
+        async def live() -> str:
+            try:
+                result = await self._inner.run_json(args, cancellation_token, call_id=call_id)
+            except Exception as exc:
+                return json.dumps({"error": f"{type(exc).__name__}: {exc}"})
+            return json.dumps({"result": self._inner.return_value_as_string(result)})
+
+        request = json.dumps({"tool": self.name, "args": dict(args)}, sort_keys=True, default=str)
+        outcome = json.loads(await self._journal.call(agent=self._agent, kind="tool", name=self.name, request=request, run=live))
+        if "error" in outcome:
+            raise ReplayedToolError(outcome["error"])
+        return outcome["result"]
+
+    def return_value_as_string(self, value: Any) -> str:
+        return value if isinstance(value, str) else self._inner.return_value_as_string(value)

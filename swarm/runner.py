@@ -1,10 +1,13 @@
-"""The session run loop: one round = one agent turn, a checkpoint after every round.
+"""The session run loop: one round = one agent turn; the journal makes every round resumable.
 
-    load session -> rebuild team -> restore checkpoint -> [run one turn -> classify -> save]* -> stop
+    open a leg -> rebuild the team -> replay earlier legs from the journal -> run the new leg:
+        each turn: record its events and usage (one transaction) -> stop on answer / question /
+        round limit / cancel
 
-A session stops when the task is done (completed), the swarm needs the user (waiting_input), the
-leg's round limit is reached (paused), a provider or model fails after retries (failed) or it is
-cancelled. Every stop is resumable by ``run`` again, in this process or another one.
+A session's state is its legs (every run and continue, with its input and round count) plus the
+journal of model and tool calls. Replaying the legs against the journal rebuilds the swarm exactly
+where it stopped, in this process or a new one, with no completed call repeated; so a pause, a
+failure, a client that went away and a kill -9 are all resumed the same way.
 """
 
 from __future__ import annotations
@@ -12,21 +15,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Mapping, Protocol, Sequence
+from typing import Any, Awaitable, Callable, Mapping, Protocol
 
-from autogen_agentchat.messages import BaseChatMessage, HandoffMessage, TextMessage, ToolCallSummaryMessage
+from autogen_agentchat.base import TaskResult
+from autogen_agentchat.messages import BaseChatMessage, HandoffMessage, TextMessage
 from autogen_core.models import ChatCompletionClient
+from autogen_core.tools import BaseTool
 
 from .config import Settings
 from .errors import ProviderError, SwarmError, UserInputError
 from .events import Event, Usage, events_from_message
-from .journal import CallJournal, JournaledModelClient
+from .journal import CallJournal, JournaledModelClient, JournaledTool
 from .manifest import AgentManifest
 from .router import OfflineRouter
-from .session import PendingApproval, SessionRecord
-from .store import Store, StoredCheckpoint
-from .team import ROUTER_AGENT, CopilotControl, build_team, trim_state
+from .session import Leg, PendingApproval, SessionRecord
+from .store import Store
+from .team import ROUTER_AGENT, CopilotControl, RoundControl, build_team
 from .tools import SessionContext, ToolRegistry
 
 log = logging.getLogger("swarm.runner")
@@ -42,38 +46,34 @@ class ModelSource(Protocol):
     def is_capable(self, tier: str) -> bool: ...
 
 
-@dataclass
-class Continue:
-    """The round changed nothing final: run the next one."""
+def open_leg(record: SessionRecord, message: str | None, max_rounds: int | None) -> None:
+    """Add the leg this run will play (or retry a leg that never completed a round)."""
+    limit = max_rounds or record.max_rounds
+    if record.legs and record.legs[-1].rounds == 0:  # that leg never got through a round: retry it
+        leg = record.legs[-1]
+        leg.max_rounds = limit
+        if message:
+            leg.text = f"{leg.text}\n{message}" if leg.text else message
+            leg.kind = leg.kind if leg.kind != "resume" else "message"
+        return
+    if not record.legs:
+        record.legs.append(Leg(kind="task", text=message, max_rounds=limit))
+    elif record.status == "waiting_input":
+        record.legs.append(Leg(kind="answer", text=message, target=record.meta.get("entry", ROUTER_AGENT), max_rounds=limit))
+    else:
+        record.legs.append(Leg(kind="message" if message else "resume", text=message, max_rounds=limit))
 
 
-@dataclass
-class Stop:
-    """The round ended the leg with this status."""
-
-    status: str
-    result: str | None = None
-    pending: PendingApproval | None = None
-
-
-def classify(messages: Sequence[Any], agents: Mapping[str, AgentManifest]) -> Continue | Stop:
-    """Decide from one round's messages whether the session goes on."""
-    chat = [m for m in messages if isinstance(m, BaseChatMessage) and m.source != "user"]
-    if not chat:
-        return Continue()
-    last = chat[-1]
-    if isinstance(last, HandoffMessage):
-        if last.target != "user":
-            return Continue()
-        texts = [m.to_text() for m in chat if m.source == last.source and not isinstance(m, HandoffMessage)]
-        question = texts[-1] if texts else last.content
-        return Stop("waiting_input", pending=PendingApproval(id=f"q_{uuid.uuid4().hex[:8]}", message=question, options=["answer"], kind="question", agent=last.source))
-    if isinstance(last, ToolCallSummaryMessage):
-        return Continue()
-    manifest = agents.get(last.source)
-    if manifest is not None and "user" in manifest.handoffs:  # an agent that talks to the user asked a question
-        return Stop("waiting_input", pending=PendingApproval(id=f"q_{uuid.uuid4().hex[:8]}", message=last.to_text(), options=["answer"], kind="question", agent=last.source))
-    return Stop("completed", result=last.to_text())
+def leg_task(record: SessionRecord, leg: Leg) -> Any:
+    """What a leg hands the team when it starts."""
+    if leg.kind == "task":
+        task = [TextMessage(source="user", content=record.task)]
+        return task + [TextMessage(source="user", content=leg.text)] if leg.text else task
+    if leg.kind == "answer":
+        return HandoffMessage(source="user", target=leg.target or ROUTER_AGENT, content=leg.text or "")
+    if leg.kind == "message":
+        return TextMessage(source="user", content=leg.text or "")
+    return None
 
 
 class SessionRunner:
@@ -88,132 +88,133 @@ class SessionRunner:
         self.models = models
         self.tools = tools
         self.services = services or {}
-        self.cancel_requested: set[str] = set()
+        self.active: dict[str, RoundControl] = {}
 
-    def _context(self, record: SessionRecord, emit: Callable[[list[Event]], Awaitable[None]]) -> SessionContext:
-        work_dir = self.settings.work_root / record.id
-        work_dir.mkdir(parents=True, exist_ok=True)
-        return SessionContext(session_id=record.id, work_dir=work_dir, settings=self.settings, emit=emit, state=record.meta, services=self.services)
-
-    def _client(self, journal: CallJournal, manifest: AgentManifest) -> ChatCompletionClient:
-        spec = self.models.spec_for(manifest.model_tier)
-        return JournaledModelClient(self.models.client_for(manifest.name, manifest.model_tier), journal, manifest.name, spec)
+    def cancel(self, session_id: str) -> bool:
+        """Ask a running session to stop after its current round; False if it is not running here."""
+        control = self.active.get(session_id)
+        if control is None:
+            return False
+        control.cancel = True
+        return True
 
     async def run(self, session_id: str, *, message: str | None = None, max_rounds: int | None = None,
                   principal: str | None = None, on_update: OnUpdate | None = None) -> SessionRecord:
         record = await self.store.get_session(session_id, principal)
-        if record.status == "cancelled":
-            raise UserInputError(f"session {session_id} was cancelled; start a new session with copilot")
-        if record.status == "completed" and not message:
-            raise UserInputError(f"session {session_id} is completed; pass a message to follow up, or start a new session")
-        if record.status == "waiting_input" and not message:
-            question = record.pending.message if record.pending else "a question"
-            raise UserInputError(f"session {session_id} is waiting for your answer to: {question!r}; continue it with a message")
-        if max_rounds is not None and max_rounds < 1:
-            raise UserInputError(f"max_rounds must be at least 1, got {max_rounds}")
-
-        pending_events: list[Event] = []
-
-        async def emit(extra: list[Event]) -> None:
-            pending_events.extend(extra)
-
-        ctx = self._context(record, emit)
-        checkpoint = await self.store.load_checkpoint(session_id)
-        journal = CallJournal(self.store, session_id, start=checkpoint.calls if checkpoint else 0)
-        router_manifest = self.agents[ROUTER_AGENT]
+        self._check(record, message, max_rounds)
+        if session_id in self.active:
+            raise UserInputError(f"session {session_id} is already running; wait for it or cancel it first")
+        journal = await CallJournal.load(self.store, session_id)
+        open_leg(record, message, max_rounds)
+        control = RoundControl(self.agents)
+        ctx = self._context(record)
+        entry = record.meta.get("entry", ROUTER_AGENT)
         team = build_team(
-            self.agents, client_for=lambda m: self._client(journal, m), tools=self.tools, ctx=ctx,
-            router=self.router, router_capable=self.models.is_capable(router_manifest.model_tier),
-            entry=record.meta.get("entry", ROUTER_AGENT),
+            self.agents, control=control, router=self.router, entry=entry,
+            router_capable=self.models.is_capable(self.agents[ROUTER_AGENT].model_tier),
+            client_for=lambda m: JournaledModelClient(self.models.client_for(m.name, m.model_tier), journal, m.name, self.models.spec_for(m.model_tier)),
+            tools_for=lambda m: [JournaledTool(t, journal, m.name) for t in self.tools.build(m.tools, ctx, m.name)],
         )
-        task: Any = None
-        if checkpoint is None:
-            task = TextMessage(source="user", content=record.task)
-            if message:
-                task = [task, TextMessage(source="user", content=message)]
-        else:
-            await team.load_state(checkpoint.state)
-            if message and record.status == "waiting_input":
-                task = HandoffMessage(source="user", target=record.meta.get("entry", ROUTER_AGENT), content=message)
-            elif message:
-                task = TextMessage(source="user", content=message)
-
-        record.status = "running"
-        record.pending = None
-        record.error = None
+        record.status, record.pending, record.error = "running", None, None
+        record.max_rounds = record.legs[-1].max_rounds
         record.rounds_used = 0
-        record.max_rounds = max_rounds or record.max_rounds
-        start = [Event(type="status", content={"status": "running", "max_rounds": record.max_rounds, "resumed_from_round": record.total_rounds})]
+        start = [Event(type="status", round=record.total_rounds, content={"status": "running", "max_rounds": record.max_rounds})]
         if message:
             start.insert(0, Event(type="message", agent="user", round=record.total_rounds, content={"text": message}))
-        await self._save(record, start, None, on_update)
+        await self._save(record, start, on_update)
 
-        stop: Stop | None = None
+        self.active[session_id] = control
+        committed, round_no = record.total_rounds, 0
         try:
-            while stop is None:
-                if session_id in self.cancel_requested:
-                    self.cancel_requested.discard(session_id)
-                    stop = Stop("cancelled")
-                    break
-                if record.rounds_used >= record.max_rounds:
-                    stop = Stop("paused")
-                    break
-                round_no = record.total_rounds + 1
-                result = await team.run(task=task)
-                task = None
-                messages = [m for m in result.messages if m.source != "user"]
-                new_events = list(pending_events)
-                pending_events.clear()
-                for m in messages:
-                    new_events.extend(events_from_message(m, round_no))
-                self._note_route(team, record)
-                outcome = classify(messages, self.agents)
-                record.rounds_used += 1
-                record.total_rounds = round_no
-                _merge_usage(record, journal.take_usage())
-                state = trim_state(await team.save_state())
-                if isinstance(outcome, Stop):
-                    stop = outcome
-                    self._apply(record, stop, new_events, round_no)
-                await self._save(record, new_events, StoredCheckpoint(round_no, journal.position, state), on_update)
-            if stop.status in ("paused", "cancelled"):
-                events = []
-                self._apply(record, stop, events, record.total_rounds)
-                await self._save(record, events, None, on_update)
+            for index, leg in enumerate(record.legs):
+                current = index == len(record.legs) - 1
+                control.arm(leg.max_rounds if current else leg.rounds)
+                turn: list[Any] = []
+                async for item in team.run_stream(task=leg_task(record, leg)):
+                    if isinstance(item, TaskResult) or item.source in ("user", "round_control"):
+                        continue
+                    turn.append(item)
+                    if not isinstance(item, BaseChatMessage):
+                        continue
+                    round_no += 1  # an agent's final message ends its turn
+                    if round_no > committed:  # a new round, not one replayed from the journal
+                        leg.rounds += 1
+                        await self._commit_round(record, turn, round_no, team, journal, ctx, on_update)
+                        committed = round_no
+                    turn = []
+            await self._finish(record, control, on_update)
         except asyncio.CancelledError:
-            # The caller went away: leave the session paused and resumable, then let the cancel through.
+            # The caller went away: the session stays paused and resumable; the cancel goes on.
             record.status = "paused"
-            await asyncio.shield(self._save(record, [Event(type="status", round=record.total_rounds, content={"status": "paused", "reason": "the call was cancelled by the client"})], None, on_update))
+            await asyncio.shield(self._save(record, [Event(type="status", round=record.total_rounds, content={"status": "paused", "reason": "the call was cancelled"})], on_update))
             raise
         except Exception as exc:  # provider failures, model misbehaviour, bugs: the session fails, its transcript stays
             error = _describe(journal.last_error or exc)
             log.warning("session %s failed: %s", session_id, error)
-            record.status = "failed"
-            record.error = error
+            record.status, record.error = "failed", error
             _merge_usage(record, journal.take_usage())
-            await self._save(record, [*pending_events, Event(type="error", round=record.total_rounds + 1, content={"error": error, "kind": type(_root(journal.last_error or exc)).__name__}),
-                                      Event(type="status", round=record.total_rounds, content={"status": "failed"})], None, on_update)
+            failure = [Event(type="error", round=record.total_rounds + 1, content={"error": error, "kind": type(_root(journal.last_error or exc)).__name__}),
+                       Event(type="status", round=record.total_rounds, content={"status": "failed"})]
+            await self._save(record, [*ctx_events(ctx), *failure], on_update)
+        finally:
+            self.active.pop(session_id, None)
         return record
 
-    def _note_route(self, team: Any, record: SessionRecord) -> None:
+    def _check(self, record: SessionRecord, message: str | None, max_rounds: int | None) -> None:
+        sid = record.id
+        if record.status == "cancelled":
+            raise UserInputError(f"session {sid} was cancelled; start a new session with copilot")
+        if record.status == "completed" and not message:
+            raise UserInputError(f"session {sid} is completed; pass a message to follow up, or start a new session")
+        if record.status == "waiting_input" and not message:
+            question = record.pending.message if record.pending else "a question"
+            raise UserInputError(f"session {sid} is waiting for your answer to: {question!r}; continue it with a message")
+        if max_rounds is not None and max_rounds < 1:
+            raise UserInputError(f"max_rounds must be at least 1, got {max_rounds}")
+
+    def _context(self, record: SessionRecord) -> SessionContext:
+        work_dir = self.settings.work_root / record.id
+        work_dir.mkdir(parents=True, exist_ok=True)
+        return SessionContext(session_id=record.id, work_dir=work_dir, settings=self.settings, state=record.meta, services=self.services)
+
+    async def _commit_round(self, record: SessionRecord, turn: list[Any], round_no: int, team: Any, journal: CallJournal,
+                            ctx: SessionContext, on_update: OnUpdate | None) -> None:
+        events = ctx_events(ctx)
+        for message in turn:
+            events.extend(events_from_message(message, round_no))
         for agent in team._participants:
             if isinstance(agent, CopilotControl) and agent.last_decision is not None:
                 record.meta["route"] = agent.last_decision.as_dict()
                 agent.last_decision = None
+        record.rounds_used += 1
+        record.total_rounds = round_no
+        _merge_usage(record, journal.take_usage())
+        await self._save(record, events, on_update)
 
-    def _apply(self, record: SessionRecord, stop: Stop, events: list[Event], round_no: int) -> None:
-        record.status = stop.status  # type: ignore[assignment]
-        record.pending = stop.pending
-        if stop.result is not None:
-            record.result = stop.result
-        if stop.pending is not None:
-            events.append(Event(type="approval_request", round=round_no, agent=stop.pending.agent, content=stop.pending.model_dump()))
-        events.append(Event(type="status", round=round_no, content={"status": stop.status}))
+    async def _finish(self, record: SessionRecord, control: RoundControl, on_update: OnUpdate | None) -> None:
+        outcome = control.outcome
+        status = outcome.status or "paused"
+        record.status = status  # type: ignore[assignment]
+        events: list[Event] = []
+        if outcome.result is not None:
+            record.result = outcome.result
+        if status == "waiting_input":
+            record.pending = PendingApproval(id=f"q_{uuid.uuid4().hex[:8]}", message=outcome.question or "", options=["answer"], kind="question", agent=outcome.agent)
+            events.append(Event(type="approval_request", round=record.total_rounds, agent=outcome.agent, content=record.pending.model_dump()))
+        events.append(Event(type="status", round=record.total_rounds, content={"status": status}))
+        await self._save(record, events, on_update)
 
-    async def _save(self, record: SessionRecord, events: list[Event], checkpoint: StoredCheckpoint | None, on_update: OnUpdate | None) -> None:
-        saved = await self.store.save(record, events, checkpoint)
+    async def _save(self, record: SessionRecord, events: list[Event], on_update: OnUpdate | None) -> None:
+        saved = await self.store.save(record, events)
         if on_update is not None:
             await on_update(record, saved)
+
+
+def ctx_events(ctx: SessionContext) -> list[Event]:
+    """Take the events tools emitted (phase_start, phase_end, ...) since the last round."""
+    events = list(ctx.outbox)
+    ctx.outbox.clear()
+    return events
 
 
 def _merge_usage(record: SessionRecord, usage: dict[str, Usage]) -> None:
@@ -222,21 +223,20 @@ def _merge_usage(record: SessionRecord, usage: dict[str, Usage]) -> None:
 
 
 def _root(exc: BaseException) -> BaseException:
-    seen = exc
-    while seen.__cause__ is not None or (seen.__context__ is not None and not seen.__suppress_context__):
-        seen = seen.__cause__ or seen.__context__  # type: ignore[assignment]
-    for candidate in (exc, seen):
-        if isinstance(candidate, SwarmError):
-            return candidate
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, SwarmError):
+            return seen
+        seen = seen.__cause__ or (None if seen.__suppress_context__ else seen.__context__)
     return exc
 
 
 def _describe(exc: BaseException) -> str:
     root = _root(exc)
-    text = str(root) or type(root).__name__
+    text = str(root).strip()
     if isinstance(root, ProviderError):
         return f"model provider failed: {text}"
     if isinstance(root, SwarmError):
         return text
-    first = text.strip().splitlines()[0] if text.strip() else type(root).__name__
+    first = text.splitlines()[0] if text else type(root).__name__
     return f"{type(root).__name__}: {first}"

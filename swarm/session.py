@@ -24,6 +24,20 @@ class PendingApproval(BaseModel):
     agent: str | None = Field(default=None, description="The agent that asked.")
 
 
+class Leg(BaseModel):
+    """One stretch of a session between two inputs: the first run, or one continue.
+
+    A session's state is its legs plus its journal of model and tool calls: replaying the legs
+    against the journal rebuilds the swarm exactly where it stopped, with no call repeated.
+    """
+
+    kind: Literal["task", "message", "answer", "resume"] = Field(description="What started the leg.")
+    text: str | None = Field(default=None, description="The user input that started it, if any.")
+    target: str | None = Field(default=None, description="For answers: the agent the answer goes to.")
+    max_rounds: int = Field(description="Round limit of the leg.")
+    rounds: int = Field(default=0, description="Rounds completed in the leg.")
+
+
 class SessionRecord(BaseModel):
     """A session as stored."""
 
@@ -45,6 +59,10 @@ class SessionRecord(BaseModel):
     pending: PendingApproval | None = None
     usage: dict[str, Usage] = Field(default_factory=dict)
     """Token usage per model spec."""
+    legs: list[Leg] = Field(default_factory=list)
+    """Every run and continue of the session, in order."""
+    last_seq: int = 0
+    """Seq of the last transcript event written."""
     meta: dict[str, Any] = Field(default_factory=dict)
     """Kind-specific data: work dir, route decision, isolation, phase outputs."""
 

@@ -1,4 +1,4 @@
-"""Building an autogen-agentchat Swarm from agent manifests.
+"""Building an autogen-agentchat Swarm from agent manifests, and deciding when a run stops.
 
 copilot_control is the entry agent: it routes by handing off. With a capable model it sees the
 offline router's suggestion and may overrule it; with the embedded model (or none) the offline
@@ -10,17 +10,17 @@ from __future__ import annotations
 from typing import Any, AsyncGenerator, Callable, Mapping, Sequence
 
 from autogen_agentchat.agents import AssistantAgent
-from autogen_agentchat.base import Response
-from autogen_agentchat.conditions import HandoffTermination
-from autogen_agentchat.messages import BaseAgentEvent, BaseChatMessage, HandoffMessage, TextMessage
+from autogen_agentchat.base import Response, TerminatedException, TerminationCondition
+from autogen_agentchat.messages import BaseAgentEvent, BaseChatMessage, HandoffMessage, StopMessage, TextMessage, ToolCallSummaryMessage
 from autogen_agentchat.teams import Swarm
 from autogen_core import CancellationToken
 from autogen_core.model_context import BufferedChatCompletionContext
 from autogen_core.models import ChatCompletionClient
 
+from autogen_core.tools import BaseTool
+
 from .manifest import AgentManifest
 from .router import OfflineRouter, RouteDecision
-from .tools import SessionContext, ToolRegistry
 
 ROUTER_AGENT = "copilot_control"
 CONTEXT_MESSAGES = 24
@@ -112,8 +112,8 @@ def build_team(
     agents: Mapping[str, AgentManifest],
     *,
     client_for: Callable[[AgentManifest], ChatCompletionClient],
-    tools: ToolRegistry,
-    ctx: SessionContext,
+    tools_for: Callable[[AgentManifest], list[BaseTool[Any, Any]]],
+    control: "RoundControl",
     router: OfflineRouter,
     router_capable: bool,
     entry: str = ROUTER_AGENT,
@@ -127,7 +127,7 @@ def build_team(
             model_client=client_for(manifest),
             description=manifest.description,
             system_message=manifest.system_message,
-            tools=tools.build(manifest.tools, ctx, name) or None,
+            tools=tools_for(manifest) or None,
             handoffs=list(manifest.handoffs),
             model_context=BoundedContext(buffer_size=CONTEXT_MESSAGES),
             reflect_on_tool_use=bool(manifest.tools),
@@ -137,17 +137,78 @@ def build_team(
             participants.append(CopilotControl(router=router, capable=router_capable, **kwargs))
         else:
             participants.append(AssistantAgent(**kwargs))
-    return Swarm(participants, termination_condition=HandoffTermination(target="user"), max_turns=1)
+    return Swarm(participants, termination_condition=control)
 
 
-def trim_state(state: Mapping[str, Any], keep: int = CONTEXT_MESSAGES) -> dict[str, Any]:
-    """Bound the manager's message thread in a saved team state (the transcript keeps everything)."""
-    state = dict(state)
-    agent_states = dict(state.get("agent_states", {}))
-    for key, value in agent_states.items():
-        if isinstance(value, dict) and "message_thread" in value:
-            value = dict(value)
-            value["message_thread"] = value["message_thread"][-keep:]
-            agent_states[key] = value
-    state["agent_states"] = agent_states
-    return state
+class Outcome:
+    """How a round ended: ``status`` is None when the session goes on."""
+
+    def __init__(self, status: str | None = None, result: str | None = None, question: str | None = None, agent: str | None = None) -> None:
+        self.status, self.result, self.question, self.agent = status, result, question, agent
+
+
+def classify(messages: Sequence[Any], agents: Mapping[str, AgentManifest]) -> Outcome:
+    """Decide from one round's messages whether the session goes on.
+
+    A hand-off to another agent or a tool summary goes on; a hand-off to the user, or a text from an
+    agent that talks to the user, waits for the user; any other text is the final answer.
+    """
+    chat = [m for m in messages if isinstance(m, BaseChatMessage) and m.source != "user"]
+    if not chat:
+        return Outcome()
+    last = chat[-1]
+    if isinstance(last, HandoffMessage):
+        if last.target != "user":
+            return Outcome()
+        texts = [m.to_text() for m in chat if m.source == last.source and not isinstance(m, HandoffMessage)]
+        return Outcome("waiting_input", question=texts[-1] if texts else last.content, agent=last.source)
+    if isinstance(last, ToolCallSummaryMessage):
+        return Outcome()
+    manifest = agents.get(last.source)
+    if manifest is not None and "user" in manifest.handoffs:
+        return Outcome("waiting_input", question=last.to_text(), agent=last.source)
+    return Outcome("completed", result=last.to_text())
+
+
+class RoundControl(TerminationCondition):
+    """Ends a run of the swarm at the right round: answer, question, round limit or cancel.
+
+    The group chat manager calls it after every agent turn. ``arm`` sets the limit before each leg;
+    ``outcome`` keeps how the last leg ended (the manager resets the condition after it fires).
+    """
+
+    def __init__(self, agents: Mapping[str, AgentManifest]) -> None:
+        self._agents = agents
+        self.limit = 1
+        self.rounds = 0
+        self.cancel = False
+        self.outcome = Outcome()
+        self._terminated = False
+
+    def arm(self, limit: int) -> None:
+        self.limit, self.rounds, self.outcome, self._terminated = limit, 0, Outcome(), False
+
+    @property
+    def terminated(self) -> bool:
+        return self._terminated
+
+    async def __call__(self, messages: Sequence[BaseAgentEvent | BaseChatMessage]) -> StopMessage | None:
+        if self._terminated:
+            raise TerminatedException("the round control has already ended this run")
+        if not any(isinstance(m, BaseChatMessage) and m.source != "user" for m in messages):
+            return None  # the task itself, not a turn
+        self.rounds += 1
+        outcome = classify(messages, self._agents)
+        if outcome.status is None and self.cancel:
+            outcome = Outcome("cancelled")
+        if outcome.status is None and self.rounds >= self.limit:
+            outcome = Outcome("paused")
+        if outcome.status is None:
+            return None
+        self.outcome = outcome
+        self._terminated = True
+        return StopMessage(content=outcome.status, source="round_control")
+
+    async def reset(self) -> None:
+        self._terminated = False
+        self.rounds = 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 
 from autogen_core.tools import BaseTool
 
@@ -27,12 +27,16 @@ class SessionContext:
     session_id: str
     work_dir: Path
     settings: "Settings"
-    emit: Callable[[list["Event"]], Awaitable[None]]
-    """Record extra transcript events (phase_start, phase_end, ...) for this session."""
+    outbox: list["Event"] = field(default_factory=list)
+    """Extra transcript events (phase_start, phase_end, ...) a tool emitted; written with the round."""
     state: dict[str, Any] = field(default_factory=dict)
     """Session meta (plan, step results, ideas): tools may read and update it; saved with the round."""
     services: dict[str, Any] = field(default_factory=dict)
     """Engine services a provider may need (model factory, agents, router); opaque to swarm/."""
+
+    def emit(self, events: list["Event"]) -> None:
+        """Record extra transcript events for this session; they are saved with the current round."""
+        self.outbox.extend(events)
 
 
 class ToolProvider(Protocol):

@@ -142,7 +142,7 @@ def _sdk_error_types(attr: str) -> tuple[type[BaseException], ...]:
 
 
 _TRANSPORT_ERRORS = _transport_error_types()
-_CONNECTION_ERRORS = _sdk_error_types("APIConnectionError")  # includes APITimeoutError
+_CONNECTION_ERRORS = _sdk_error_types("APIConnectionError") + _sdk_error_types("RetryableError")  # incl. APITimeoutError
 _STATUS_ERRORS = _sdk_error_types("APIStatusError")
 
 

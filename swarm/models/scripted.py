@@ -13,7 +13,8 @@ Script entries (JSON objects):
   {"json": {...}}                                              text that is this JSON document
   {"error": "rate_limit" | "timeout" | "server_error" | "auth"} a provider failure
   {"hang": true}                                               block until cancelled (kill tests)
-"agent" is optional; when given, a call from another agent is an error.
+"agent" is optional; when given, a call from another agent is an error. "expect" (optional) is a
+substring that must appear in one of the last three messages of the request.
 """
 
 from __future__ import annotations
@@ -89,6 +90,9 @@ class Script:
             want = entry.get("agent")
             if want is not None and want != agent:
                 raise ScriptError(f"model call #{index + 1}: the script expects agent {want!r}, got a call by {agent!r}; last message: {summary.get('last')!r}")
+            expect = entry.get("expect")
+            if expect is not None and not any(expect in text for text in summary.get("recent", [])):
+                raise ScriptError(f"model call #{index + 1} by {agent!r}: the script expects {expect!r} in the latest messages, got {summary.get('recent')!r}")
             record = {"index": index, "agent": agent, **summary}
             self.calls.append(record)
             if self.log_path is not None:

@@ -40,7 +40,7 @@ async def test_handoffs_between_agents_reach_the_final_answer(settings: Any) -> 
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
     assert events[0].type == "message" and events[0].agent == "user"
     assert record.total_usage().total_tokens == 4 * 15
-    calls = await engine.store.model_calls(record.id)
+    calls = await engine.store.journal_entries(record.id)
     assert [c["agent"] for c in calls] == ["copilot_control", "planner", "controller", "researcher"]
     await engine.store.close()
 

@@ -1,0 +1,150 @@
+"""Hosted (or self-hosted, OpenAI-compatible) model providers as autogen ChatCompletionClients.
+
+The SDKs' own retries are switched off (``max_retries=0``): ``RetryingModelClient`` is the only
+retry layer, so attempts, delays and log lines are ours and predictable.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping
+from urllib.parse import urlsplit, urlunsplit
+
+from autogen_core.models import ChatCompletionClient, ModelFamily, ModelInfo
+
+from ..errors import ConfigError
+
+OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
+ANTHROPIC_DEFAULT_BASE_URL = "https://api.anthropic.com"
+
+UNKNOWN_OPENAI_MODEL_INFO: ModelInfo = {
+    "vision": False,
+    "function_calling": True,
+    "json_output": True,
+    "family": ModelFamily.UNKNOWN,
+    "structured_output": True,
+    "multiple_system_messages": True,
+}
+"""Capabilities assumed for a model autogen does not know (Ollama, vLLM, llama.cpp server, ...)."""
+
+_CLAUDE_FAMILIES = (
+    ("claude-3-5-haiku", ModelFamily.CLAUDE_3_5_HAIKU),
+    ("claude-3-5-sonnet", ModelFamily.CLAUDE_3_5_SONNET),
+    ("claude-3-7-sonnet", ModelFamily.CLAUDE_3_7_SONNET),
+    ("claude-3-haiku", ModelFamily.CLAUDE_3_HAIKU),
+    ("claude-3-sonnet", ModelFamily.CLAUDE_3_SONNET),
+    ("claude-3-opus", ModelFamily.CLAUDE_3_OPUS),
+    ("claude-sonnet-4", ModelFamily.CLAUDE_4_SONNET),
+    ("claude-opus-4", ModelFamily.CLAUDE_4_OPUS),
+)
+
+
+def anthropic_model_info(model: str) -> ModelInfo:
+    """Capabilities of a Claude model.
+
+    Always passed explicitly: autogen-ext 0.7.5's prefix lookup matches any unlisted name such as
+    ``claude-3-5-haiku-latest`` to ``claude-2.0`` (no function calling), which breaks tool calls.
+    """
+    family = next((f for prefix, f in _CLAUDE_FAMILIES if model.startswith(prefix)), ModelFamily.UNKNOWN)
+    return {
+        "vision": True,
+        "function_calling": True,
+        "json_output": True,
+        "family": family,
+        "structured_output": False,
+        "multiple_system_messages": False,
+    }
+
+
+def _env(env: Mapping[str, str] | None) -> Mapping[str, str]:
+    return os.environ if env is None else env
+
+
+def _check_url(url: str, variable: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"{variable}={redact_url(url)!r} is not a URL: expected http(s)://host[:port]/path, e.g. http://127.0.0.1:11434/v1")
+    return url.rstrip("/")
+
+
+def redact_url(url: str) -> str:
+    """The URL without user:password (safe for status output and error messages)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<invalid url>"
+    if "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def openai_base_url(base_url: str | None = None, env: Mapping[str, str] | None = None) -> str:
+    url = base_url or _env(env).get("OPENAI_BASE_URL") or OPENAI_DEFAULT_BASE_URL
+    return _check_url(url, "OPENAI_BASE_URL")
+
+
+def anthropic_base_url(base_url: str | None = None, env: Mapping[str, str] | None = None) -> str:
+    url = base_url or _env(env).get("ANTHROPIC_BASE_URL") or ANTHROPIC_DEFAULT_BASE_URL
+    return _check_url(url, "ANTHROPIC_BASE_URL")
+
+
+def openai_client(
+    model: str,
+    *,
+    api_key: str | None = None,
+    base_url: str | None = None,
+    timeout: float = 60,
+    env: Mapping[str, str] | None = None,
+    model_info: ModelInfo | None = None,
+) -> ChatCompletionClient:
+    """An autogen OpenAIChatCompletionClient for ``model`` at OPENAI_BASE_URL (any OpenAI-compatible server)."""
+    if not model:
+        raise ConfigError("the OpenAI model name is empty: use openai:<model>, e.g. openai:gpt-4o-mini")
+    key = api_key or _env(env).get("OPENAI_API_KEY")
+    if not key:
+        raise ConfigError(
+            f"no API key for openai:{model}: set OPENAI_API_KEY "
+            "(for a local OpenAI-compatible server such as Ollama, any non-empty value works, together with OPENAI_BASE_URL)"
+        )
+    url = openai_base_url(base_url, env)
+    from autogen_ext.models.openai import OpenAIChatCompletionClient
+
+    kwargs: dict[str, Any] = dict(model=model, api_key=key, base_url=url, timeout=float(timeout), max_retries=0)
+    if model_info is not None:
+        return OpenAIChatCompletionClient(**kwargs, model_info=model_info)
+    try:
+        return OpenAIChatCompletionClient(**kwargs)
+    except ValueError as exc:
+        if "model_info" not in str(exc):
+            raise ConfigError(f"openai:{model}: {exc}") from exc
+        # A model autogen does not know (served by Ollama, vLLM, ...): assume tool calls and JSON work.
+        return OpenAIChatCompletionClient(**kwargs, model_info=dict(UNKNOWN_OPENAI_MODEL_INFO))  # type: ignore[arg-type]
+
+
+def anthropic_client(
+    model: str,
+    *,
+    api_key: str | None = None,
+    timeout: float = 60,
+    base_url: str | None = None,
+    env: Mapping[str, str] | None = None,
+    model_info: ModelInfo | None = None,
+) -> ChatCompletionClient:
+    """An autogen AnthropicChatCompletionClient for ``model`` (ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL)."""
+    if not model:
+        raise ConfigError("the Anthropic model name is empty: use anthropic:<model>, e.g. anthropic:claude-3-5-haiku-latest")
+    key = api_key or _env(env).get("ANTHROPIC_API_KEY")
+    if not key:
+        raise ConfigError(f"no API key for anthropic:{model}: set ANTHROPIC_API_KEY")
+    url = anthropic_base_url(base_url, env)
+    from autogen_ext.models.anthropic import AnthropicChatCompletionClient
+
+    return AnthropicChatCompletionClient(
+        model=model,
+        api_key=key,
+        base_url=url,
+        timeout=float(timeout),
+        max_retries=0,
+        model_info=model_info or anthropic_model_info(model),
+    )

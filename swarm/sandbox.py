@@ -1,0 +1,353 @@
+"""Sandboxed code execution for the engineer agent.
+
+Code never runs inside the server process: it is written to a file in the session's work dir and
+run by a child process (``sys.executable`` or bash) in a new session/process group, with
+resource limits (``setrlimit``), a minimal allow-listed environment (no server secrets), a wall
+clock timeout that SIGKILLs the whole process group, and captured output capped per stream.
+
+Where bubblewrap (Debian package ``bubblewrap``, binary ``bwrap``) works, the child also runs in a
+filesystem/namespace sandbox: the whole filesystem read-only, the work dir read-write, a private
+``/tmp``, secrets-bearing directories (``/root``, ``/home``, ...) replaced by empty tmpfs, new
+pid/net/ipc/uts/user namespaces, all capabilities dropped, ``--die-with-parent``. Without it
+("rlimits" isolation) the child can still read files the server user can read, including
+``/proc/<server pid>/environ``; ``ExecutionResult.isolation`` always says which one was active.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import resource
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated, Callable, Literal
+
+from autogen_core.tools import FunctionTool
+from pydantic import BaseModel, ConfigDict, Field
+
+from .errors import ConfigError, UserInputError
+
+logger = logging.getLogger("swarm.sandbox")
+
+Language = Literal["python", "bash"]
+_SUFFIXES: dict[str, str] = {"python": ".py", "bash": ".sh"}
+BWRAP_BINARY = "bwrap"
+_DRAIN_GRACE_S = 2.0  # after the child is gone, how long to wait for a pipe held by an escaped process
+_TAIL_CHARS = 4000  # per stream, in the report fed back to the model
+_snippet_counter = itertools.count(1)
+_probe_cache: dict[tuple[object, ...], str | None] = {}  # probe key -> None (works) or failure reason
+
+
+class SandboxConfig(BaseModel):
+    """Limits and isolation for one ``run_code`` call."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    timeout_seconds: float = Field(60.0, gt=0, description="Wall-clock limit; the whole process group is SIGKILLed after it.")
+    max_output_bytes: int = Field(64 * 1024, ge=1, description="Bytes of stdout and of stderr kept (each); the rest is read and discarded.")
+    cpu_seconds: int | None = Field(60, ge=1, description="RLIMIT_CPU (CPU seconds per process); None = no limit.")
+    memory_bytes: int | None = Field(1 << 30, ge=1 << 24, description="RLIMIT_AS (address space per process); None = no limit.")
+    max_file_bytes: int | None = Field(64 << 20, ge=0, description="RLIMIT_FSIZE (largest file a process may write); None = no limit.")
+    max_processes: int | None = Field(
+        256, ge=1, description="RLIMIT_NPROC. It counts all processes of the *user* and root ignores it, so it is only applied when not running as root."
+    )
+    use_bubblewrap: Literal["auto", "always", "never"] = Field(
+        "auto", description="auto: use bwrap if a probe succeeds (cached per process), else rlimits only; always: fail if unavailable; never: rlimits only."
+    )
+    allow_network: bool = Field(False, description="With bubblewrap: share the host network (default: no network at all).")
+    hidden_paths: tuple[str, ...] = Field(
+        ("/root", "/home", "/run/secrets"), description="With bubblewrap: directories replaced by an empty tmpfs (the interpreter is re-exposed read-only)."
+    )
+    extra_env: dict[str, str] = Field(default_factory=dict, description="Variables explicitly added to the child's minimal environment.")
+
+
+class ExecutionResult(BaseModel):
+    """What happened when a snippet ran."""
+
+    exit_code: int = Field(description="Exit code; negative = killed by that signal (-9 on timeout); under bubblewrap a signal death inside shows as 128+signal.")
+    stdout: str
+    stderr: str
+    timed_out: bool
+    truncated: bool = Field(description="True if stdout or stderr exceeded max_output_bytes and was cut.")
+    duration_s: float
+    isolation: str = Field(description="'bubblewrap', 'rlimits' or 'rlimits (bubblewrap unavailable: <reason>)'.")
+    code_path: str = Field(description="Where the snippet was saved.")
+
+
+# --- bubblewrap -------------------------------------------------------------------------------
+
+
+def _bwrap_argv(work_dir: Path, config: SandboxConfig) -> list[str]:
+    """bwrap command-line prefix: read-only root, read-write work dir, private /tmp, no network."""
+    keep = {Path(p).resolve() for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+    keep.add(Path(sys.executable).resolve().parent)
+    argv = [BWRAP_BINARY, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+    for hidden in dict.fromkeys(Path(p).resolve() for p in config.hidden_paths):
+        if not hidden.is_dir() or any(k == hidden or hidden.is_relative_to(k) for k in keep):
+            continue  # hiding it would hide the interpreter itself
+        argv += ["--tmpfs", str(hidden)]
+        for k in sorted(k for k in keep if k.is_relative_to(hidden)):
+            argv += ["--ro-bind", str(k), str(k)]
+    argv += ["--bind", str(work_dir), str(work_dir), "--chdir", str(work_dir), "--unshare-all"]
+    if config.allow_network:
+        argv.append("--share-net")
+    argv += ["--die-with-parent", "--new-session", "--cap-drop", "ALL", "--"]
+    return argv
+
+
+async def bubblewrap_unavailable_reason(config: SandboxConfig | None = None) -> str | None:
+    """None if bubblewrap works here with ``config``'s flags, else why not. Probed once per process."""
+    config = config or SandboxConfig()
+    key = (BWRAP_BINARY, config.allow_network, config.hidden_paths)
+    if key not in _probe_cache:
+        _probe_cache[key] = await _probe_bwrap(config)
+        if _probe_cache[key]:
+            logger.warning("bubblewrap unavailable, falling back to rlimits only: %s", _probe_cache[key])
+    return _probe_cache[key]
+
+
+async def _probe_bwrap(config: SandboxConfig) -> str | None:
+    if shutil.which(BWRAP_BINARY) is None:
+        return f"{BWRAP_BINARY!r} not found on PATH (install the Debian package 'bubblewrap')"
+    with tempfile.TemporaryDirectory(prefix="swarm-bwrap-probe-") as tmp:
+        argv = _bwrap_argv(Path(tmp).resolve(), config) + [sys.executable, "-c", "pass"]
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+            )
+            _, err = await asyncio.wait_for(proc.communicate(), 10)
+        except (OSError, TimeoutError) as exc:
+            return f"probe failed: {type(exc).__name__}: {exc}"
+    if proc.returncode != 0:
+        lines = err.decode(errors="replace").strip().splitlines() or [f"exit code {proc.returncode}"]
+        return lines[-1]
+    return None
+
+
+# --- process setup ----------------------------------------------------------------------------
+
+
+def _rlimits(config: SandboxConfig) -> Callable[[], None]:
+    """A preexec_fn applying the limits; values are computed here, in the parent."""
+    wanted: list[tuple[int, int | None]] = [
+        (resource.RLIMIT_CPU, config.cpu_seconds),
+        (resource.RLIMIT_AS, config.memory_bytes),
+        (resource.RLIMIT_FSIZE, config.max_file_bytes),
+        (resource.RLIMIT_CORE, 0),
+    ]
+    if os.geteuid() != 0:
+        wanted.append((resource.RLIMIT_NPROC, config.max_processes))
+    limits: list[tuple[int, tuple[int, int]]] = []
+    for which, value in wanted:
+        if value is not None:  # CPU: SIGXCPU at the soft limit, SIGKILL one second later (hard limit)
+            hard = resource.getrlimit(which)[1]
+            pair = [value, value + 1 if which == resource.RLIMIT_CPU else value]
+            limits.append((which, (pair[0], pair[1]) if hard == resource.RLIM_INFINITY else (min(pair[0], hard), min(pair[1], hard))))
+
+    def apply() -> None:
+        for which, pair in limits:
+            resource.setrlimit(which, pair)
+
+    return apply
+
+
+def _child_env(work_dir: Path, tmp_dir: Path, config: SandboxConfig) -> dict[str, str]:
+    """Allow-list only: nothing of the server's environment (API keys, tokens) is inherited."""
+    path = os.pathsep.join(dict.fromkeys([str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"]))
+    env = {
+        "PATH": path,
+        "HOME": str(work_dir),
+        "TMPDIR": str(tmp_dir),
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONIOENCODING": "utf-8",
+        "TERM": "dumb",
+    }
+    env.update(config.extra_env)
+    return env
+
+
+def _write_snippet(work_dir: Path, code: str, language: str, filename: str | None) -> Path:
+    code_dir = work_dir / "code"
+    code_dir.mkdir(parents=True, exist_ok=True)
+    if filename is not None:
+        if not filename or "/" in filename or filename.startswith(".") or "\0" in filename:
+            raise UserInputError(f"invalid filename {filename!r}: give a plain file name such as 'main.py'")
+        path = code_dir / filename
+        path.write_text(code, encoding="utf-8")
+        return path
+    while True:
+        path = code_dir / f"snippet_{next(_snippet_counter)}{_SUFFIXES[language]}"
+        try:
+            with path.open("x", encoding="utf-8") as fh:
+                fh.write(code)
+            return path
+        except FileExistsError:
+            continue
+
+
+class _Capture(asyncio.Protocol):
+    """Reads one output pipe to EOF keeping at most ``cap`` bytes; the rest is discarded, so the
+    child never blocks on a full pipe."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap, self.data, self.truncated = cap, bytearray(), False
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def data_received(self, chunk: bytes) -> None:
+        room = self.cap - len(self.data)
+        if len(chunk) > room:
+            self.truncated = True
+        if room > 0:
+            self.data += chunk[:room]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
+async def _open_pipe(cap: int) -> tuple[_Capture, asyncio.BaseTransport, int]:
+    """Our own pipe (not asyncio's subprocess pipes, whose wait() also waits for EOF): returns the
+    capture, its transport and the write end for the child."""
+    read_fd, write_fd = os.pipe()
+    capture = _Capture(cap)
+    transport, _ = await asyncio.get_running_loop().connect_read_pipe(lambda: capture, os.fdopen(read_fd, "rb", buffering=0))
+    return capture, transport, write_fd
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+# --- public API -------------------------------------------------------------------------------
+
+
+async def run_code(
+    code: str, language: Language, work_dir: Path, config: SandboxConfig | None = None, *, filename: str | None = None
+) -> ExecutionResult:
+    """Write ``code`` to ``work_dir/code/`` and run it sandboxed; never raises for the code's own failures."""
+    if language not in _SUFFIXES:
+        raise UserInputError(f"unsupported language {language!r}: use 'python' or 'bash'")
+    config = config or SandboxConfig()
+    work_dir = Path(work_dir).resolve()
+    work_dir.mkdir(parents=True, exist_ok=True)
+    tmp_dir = work_dir / ".tmp"
+    tmp_dir.mkdir(exist_ok=True)
+    code_path = _write_snippet(work_dir, code, language, filename)
+
+    prefix: list[str] = []
+    isolation = "rlimits"
+    if config.use_bubblewrap != "never":
+        reason = await bubblewrap_unavailable_reason(config)
+        if reason is None:
+            prefix, isolation = _bwrap_argv(work_dir, config), "bubblewrap"
+        elif config.use_bubblewrap == "always":
+            raise ConfigError(f"use_bubblewrap='always' but bubblewrap is unavailable: {reason}")
+        else:
+            isolation = f"rlimits (bubblewrap unavailable: {reason})"
+    interpreter = [sys.executable] if language == "python" else [shutil.which("bash") or "/bin/bash"]
+    argv = prefix + interpreter + [str(code_path)]
+
+    (out, out_tr, out_w), (err, err_tr, err_w) = await _open_pipe(config.max_output_bytes), await _open_pipe(config.max_output_bytes)
+    proc: asyncio.subprocess.Process | None = None
+    timed_out = False
+    start = time.monotonic()
+    try:
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=out_w,
+                stderr=err_w,
+                cwd=work_dir,
+                env=_child_env(work_dir, tmp_dir, config),
+                start_new_session=True,
+                preexec_fn=_rlimits(config),
+            )
+        finally:
+            os.close(out_w)
+            os.close(err_w)
+        try:
+            await asyncio.wait_for(proc.wait(), config.timeout_seconds)
+        except TimeoutError:
+            timed_out = True
+        _kill_group(proc.pid)  # the timed-out child, or leftovers (background jobs) of a finished one
+        exit_code = await proc.wait()
+        _, pending = await asyncio.wait([out.closed, err.closed], timeout=_DRAIN_GRACE_S)
+        if pending:
+            logger.warning("output of %s still open %.1fs after exit (escaped process?)", code_path.name, _DRAIN_GRACE_S)
+    finally:  # also on cancellation: never leave the child running
+        if proc is not None:
+            _kill_group(proc.pid)
+        out_tr.close()
+        err_tr.close()
+    duration = time.monotonic() - start
+    logger.info("ran %s (%s, %s): exit %s, %.2fs%s", code_path.name, language, isolation, exit_code, duration, ", timed out" if timed_out else "")
+    return ExecutionResult(
+        exit_code=exit_code,
+        stdout=out.data.decode("utf-8", errors="replace"),
+        stderr=err.data.decode("utf-8", errors="replace"),
+        timed_out=timed_out,
+        truncated=out.truncated or err.truncated,
+        duration_s=round(duration, 3),
+        isolation=isolation,
+        code_path=str(code_path),
+    )
+
+
+def format_result(result: ExecutionResult, tail_chars: int = _TAIL_CHARS) -> str:
+    """A compact text report for the model: status line, then the tails of stdout and stderr."""
+    lines = [
+        f"exit_code: {result.exit_code} | timed_out: {result.timed_out} | duration: {result.duration_s:.2f}s | isolation: {result.isolation}",
+        f"saved as: {result.code_path}",
+    ]
+    if result.timed_out:
+        lines.append("The process was killed at the time limit; make the code faster or do less per call.")
+    for name, text in (("stdout", result.stdout), ("stderr", result.stderr)):
+        if not text:
+            lines.append(f"{name}: (empty)")
+            continue
+        cut = len(text) > tail_chars or result.truncated
+        lines.append(f"{name}{' (last ' + str(tail_chars) + ' chars shown; output was cut)' if cut else ''}:")
+        lines.append(text[-tail_chars:].rstrip("\n"))
+    return "\n".join(lines)
+
+
+def execute_code_tool(work_dir: Path, config: SandboxConfig | None = None) -> FunctionTool:
+    """The ``execute_code`` tool for an autogen agent, running snippets in ``work_dir``."""
+    config = config or SandboxConfig()
+
+    async def execute_code(
+        code: Annotated[str, "The complete program to run (not a fragment)."],
+        language: Annotated[str, "'python' (default) or 'bash'."] = "python",
+    ) -> str:
+        lang = language.strip().lower()
+        if lang not in _SUFFIXES:
+            return f"error: unsupported language {language!r}. Only 'python' and 'bash' are supported; nothing was run."
+        try:
+            result = await run_code(code, lang, work_dir, config)  # type: ignore[arg-type]
+        except (UserInputError, ConfigError) as exc:
+            return f"error: {exc}"
+        except Exception as exc:  # e.g. the interpreter or bwrap could not be started
+            logger.exception("execute_code failed to start")
+            return f"error: the code could not be started ({type(exc).__name__}: {exc}); nothing was run."
+        return format_result(result)
+
+    description = (
+        "Run a complete Python or bash program in a sandbox and get its exit code, stdout and stderr. "
+        "The working directory is the session work dir (files written there persist between calls). "
+        f"Limits: {config.timeout_seconds:g}s wall clock, output capped at {config.max_output_bytes} bytes per stream"
+        f"{'' if config.allow_network else ', network access normally blocked'}. Print what you need to see."
+    )
+    return FunctionTool(execute_code, description=description, name="execute_code")

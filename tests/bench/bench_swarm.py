@@ -1,0 +1,113 @@
+"""Per-turn overhead of the swarm engine vs a raw autogen-agentchat Swarm, same run, same model.
+
+Both run the same agents with the same instant scripted model (hand-offs a -> b -> a ...). The
+engine additionally routes, records every model call in the journal, writes the round's events and
+checkpoints the team state to SQLite after every round. Prints ms/turn for both and the ratio
+(target <= 1.3x).
+
+    python tests/bench/bench_swarm.py [--turns 200] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from autogen_agentchat.agents import AssistantAgent
+from autogen_agentchat.teams import Swarm
+
+from swarm.config import Settings
+from swarm.engine import Engine
+from swarm.manifest import AgentManifest
+from swarm.models.scripted import Script, ScriptedModelClient
+from swarm.tools import ToolRegistry
+
+AGENTS = {
+    "copilot_control": AgentManifest(name="copilot_control", description="router", system_message="Route.", handoffs=["agent_a"]),
+    "agent_a": AgentManifest(name="agent_a", description="a", system_message="You are a.", handoffs=["agent_b"]),
+    "agent_b": AgentManifest(name="agent_b", description="b", system_message="You are b.", handoffs=["agent_a"]),
+}
+
+
+def script_for(turns: int) -> list[dict[str, Any]]:
+    entries: list[dict[str, Any]] = [{"handoff": "agent_a"}]
+    for i in range(turns - 2):
+        entries.append({"handoff": "agent_b" if i % 2 == 0 else "agent_a"})
+    entries.append({"text": "done"})
+    return entries
+
+
+class Models:
+    def __init__(self, script: Script) -> None:
+        self.script = script
+
+    def spec_for(self, tier: str) -> str:
+        return "scripted"
+
+    def client_for(self, agent: str, tier: str) -> ScriptedModelClient:
+        return ScriptedModelClient(self.script, agent)
+
+    def is_capable(self, tier: str) -> bool:
+        return True
+
+
+async def raw_swarm(turns: int) -> float:
+    script = Script(script_for(turns))
+    agents = [AssistantAgent(name, model_client=ScriptedModelClient(script, name), system_message=m.system_message,
+                             description=m.description, handoffs=list(m.handoffs)) for name, m in AGENTS.items()]
+    team = Swarm(agents, max_turns=turns)
+    start = time.perf_counter()
+    result = await team.run(task="go")
+    elapsed = time.perf_counter() - start
+    assert result.messages[-1].to_text() == "done", result.messages[-1]
+    return elapsed / turns
+
+
+async def engine_swarm(turns: int, home: Path) -> float:
+    script = Script(script_for(turns))
+    settings = Settings.from_env({"SWARM_MCP_HOME": str(home)})
+    async with Engine(settings, models=Models(script), agents=AGENTS, tools=ToolRegistry()) as engine:
+        record = await engine.create("go", max_rounds=turns + 1)
+        start = time.perf_counter()
+        record = await engine.run(record.id)
+        elapsed = time.perf_counter() - start
+    assert record.status == "completed" and record.total_rounds == turns, (record.status, record.total_rounds, record.error)
+    return elapsed / turns
+
+
+async def measure(turns: int, repeats: int) -> dict[str, float]:
+    raw, ours = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        await raw_swarm(10)  # warm imports and caches for both
+        await engine_swarm(10, Path(tmp) / "warm")
+        for i in range(repeats):
+            raw.append(await raw_swarm(turns))
+            ours.append(await engine_swarm(turns, Path(tmp) / f"run{i}"))
+    r, o = statistics.median(raw), statistics.median(ours)
+    return {"raw_ms_per_turn": r * 1000, "engine_ms_per_turn": o * 1000, "ratio": o / r}
+
+
+def report(turns: int = 200, repeats: int = 3) -> dict[str, float]:
+    result = asyncio.run(measure(turns, repeats))
+    print(f"swarm per-turn overhead ({turns} turns, median of {repeats}): raw autogen Swarm {result['raw_ms_per_turn']:.2f} ms/turn, "
+          f"swarm-mcp engine (journal + checkpoint per round, SQLite WAL) {result['engine_ms_per_turn']:.2f} ms/turn, "
+          f"ratio {result['ratio']:.2f}x (target <= 1.3x)")
+    return result
+
+
+def test_bench_swarm_overhead() -> None:
+    result = report(turns=60, repeats=1)
+    assert result["ratio"] > 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--turns", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    report(args.turns, args.repeats)

@@ -1,0 +1,276 @@
+"""swarm.models.providers over real HTTP: a fake OpenAI-compatible / Anthropic server on 127.0.0.1.
+
+The SDK clients (autogen-ext + openai / anthropic) really serialise requests, parse responses and
+raise their own exceptions; RetryingModelClient retries them. Delays are recorded, never slept.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import pytest
+import uvicorn
+from autogen_core import FunctionCall
+from autogen_core.models import CreateResult, RequestUsage, UserMessage
+from autogen_core.tools import FunctionTool
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from swarm.errors import ConfigError, ProviderError
+from swarm.models.providers import anthropic_client, anthropic_model_info, openai_client, redact_url
+from swarm.models.retry import RetryingModelClient, RetryPolicy
+
+MESSAGES = [UserMessage(content="add 1 and 2", source="user")]
+
+
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+ADD = FunctionTool(add, description="Add two numbers.")
+
+
+@dataclass
+class Planned:
+    status: int = 200
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    stream: list[dict[str, Any]] | None = None
+
+
+@dataclass
+class FakeProvider:
+    """Answers each request to a path with the next planned response; records what it received."""
+
+    base: str = ""
+    plans: dict[str, list[Planned]] = field(default_factory=dict)
+    received: list[tuple[str, dict[str, str], dict[str, Any]]] = field(default_factory=list)
+
+    def plan(self, path: str, *responses: Planned) -> None:
+        self.plans.setdefault(path, []).extend(responses)
+
+    def requests_to(self, path: str) -> list[dict[str, Any]]:
+        return [body for p, _, body in self.received if p == path]
+
+    async def handle(self, request: Request) -> Response:
+        body = await request.json()
+        self.received.append((request.url.path, dict(request.headers), body))
+        queue = self.plans.get(request.url.path) or []
+        if not queue:
+            return JSONResponse({"error": {"message": f"fake server: nothing planned for {request.url.path}"}}, status_code=418)
+        planned = queue.pop(0)
+        if planned.stream is not None:
+            chunks = planned.stream
+
+            async def events() -> Any:
+                for chunk in chunks:
+                    yield f"data: {json.dumps(chunk)}\n\n"
+                yield "data: [DONE]\n\n"
+
+            return StreamingResponse(events(), media_type="text/event-stream")
+        return JSONResponse(planned.body, status_code=planned.status, headers=planned.headers)
+
+
+class _Server(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.ready = threading.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        self.ready.set()
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeProvider]:
+    provider = FakeProvider()
+    app = Starlette(routes=[Route("/v1/chat/completions", provider.handle, methods=["POST"]), Route("/v1/messages", provider.handle, methods=["POST"])])
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))  # a free port, already bound: no race with another process
+    sock.listen(64)
+    port = sock.getsockname()[1]
+    server = _Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="fake-provider")
+    thread.start()
+    try:
+        assert server.ready.wait(timeout=15), "fake provider server did not start within 15 s"
+        provider.base = f"http://127.0.0.1:{port}"
+        yield provider
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        sock.close()
+        assert not thread.is_alive(), "fake provider server did not stop within 15 s"
+
+
+def completion(model: str, message: dict[str, Any], finish: str, usage: tuple[int, int]) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1,
+        "model": model,
+        "choices": [{"index": 0, "finish_reason": finish, "message": {"role": "assistant", **message}}],
+        "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": sum(usage)},
+    }
+
+
+def tool_call_completion(model: str) -> dict[str, Any]:
+    call = {"id": "call_1", "type": "function", "function": {"name": "add", "arguments": json.dumps({"a": 1, "b": 2})}}
+    return completion(model, {"content": None, "tool_calls": [call]}, "tool_calls", (11, 7))
+
+
+class Sleeps(list):
+    async def __call__(self, delay: float) -> None:
+        self.append(delay)
+
+
+OPENAI_ERROR = {"error": {"message": "slow down", "type": "rate_limit_exceeded", "code": None, "param": None}}
+SERVER_ERROR = {"error": {"message": "boom", "type": "server_error", "code": None, "param": None}}
+
+
+@pytest.mark.anyio
+async def test_openai_compatible_server_429_then_500_then_tool_call(fake: FakeProvider) -> None:
+    model = "llama3.2:1b"  # unknown to autogen: needs our model_info
+    fake.plan(
+        "/v1/chat/completions",
+        Planned(429, OPENAI_ERROR, {"retry-after": "3"}),
+        Planned(500, SERVER_ERROR),
+        Planned(200, tool_call_completion(model)),
+        Planned(200, completion(model, {"content": "the sum is 3"}, "stop", (20, 5))),
+    )
+    inner = openai_client(model, api_key="sk-test-not-real", base_url=fake.base + "/v1", timeout=10)
+    sleeps = Sleeps()
+    client = RetryingModelClient(inner, RetryPolicy(max_retries=3, base_delay=0.5, jitter=False), "openai", sleep=sleeps)
+    assert client.model == model and client.model_info["function_calling"] and client.model_info["family"] == "unknown"
+
+    result = await client.create(MESSAGES, tools=[ADD])
+    assert isinstance(result, CreateResult) and result.finish_reason == "function_calls"
+    assert result.content == [FunctionCall(id="call_1", name="add", arguments='{"a": 1, "b": 2}')]
+    assert result.usage == RequestUsage(prompt_tokens=11, completion_tokens=7)
+    assert sleeps == [3.0, 1.0]  # Retry-After of the 429, then backoff 0.5 * 2**1
+    requests = fake.requests_to("/v1/chat/completions")
+    assert len(requests) == 3  # the SDK's own retries are off: one request per attempt
+    assert requests[-1]["model"] == model and requests[-1]["tools"][0]["function"]["name"] == "add"
+    headers = fake.received[-1][1]
+    assert headers["authorization"] == "Bearer sk-test-not-real"
+
+    result = await client.create(MESSAGES)
+    assert result.content == "the sum is 3" and result.finish_reason == "stop"
+    assert result.usage == RequestUsage(prompt_tokens=20, completion_tokens=5)
+    assert client.total_usage() == RequestUsage(prompt_tokens=31, completion_tokens=12)
+    assert client.remaining_tokens(MESSAGES) > 0  # unknown token limit: estimate, no crash, no network
+    await client.close()
+
+
+@pytest.mark.anyio
+async def test_openai_401_from_server_is_not_retried(fake: FakeProvider) -> None:
+    fake.plan("/v1/chat/completions", Planned(401, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error", "code": "invalid_api_key", "param": None}}))
+    sleeps = Sleeps()
+    client = RetryingModelClient(openai_client("gpt-4o-mini", api_key="sk-bad", base_url=fake.base + "/v1"), RetryPolicy(), "openai", sleep=sleeps)
+    try:
+        with pytest.raises(ProviderError) as info:
+            await client.create(MESSAGES)
+    finally:
+        await client.close()
+    assert info.value.retryable is False and "set OPENAI_API_KEY" in str(info.value) and "gpt-4o-mini" in str(info.value)
+    assert sleeps == [] and len(fake.requests_to("/v1/chat/completions")) == 1
+
+
+@pytest.mark.anyio
+async def test_openai_exhausted_names_provider_model_attempts(fake: FakeProvider) -> None:
+    fake.plan("/v1/chat/completions", *[Planned(503, SERVER_ERROR)] * 3)
+    sleeps = Sleeps()
+    client = RetryingModelClient(openai_client("qwen2.5", api_key="k", base_url=fake.base + "/v1"), RetryPolicy(max_retries=2), "openai", sleep=sleeps)
+    try:
+        with pytest.raises(ProviderError, match=r"openai model 'qwen2.5' failed after 3 attempts; last error: InternalServerError"):
+            await client.create(MESSAGES)
+    finally:
+        await client.close()
+    assert len(sleeps) == 2 and all(0 <= d <= 1.0 for d in sleeps)  # full jitter under 0.5, 1.0
+
+
+@pytest.mark.anyio
+async def test_openai_stream_retried_before_first_chunk(fake: FakeProvider) -> None:
+    model = "gpt-4o-mini"
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        return {"id": "s", "object": "chat.completion.chunk", "created": 1, "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+    usage = {"id": "s", "object": "chat.completion.chunk", "created": 1, "model": model, "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}}
+    fake.plan("/v1/chat/completions", Planned(503, SERVER_ERROR), Planned(stream=[chunk({"role": "assistant", "content": "hel"}), chunk({"content": "lo"}), chunk({}, "stop"), usage]))
+    sleeps = Sleeps()
+    client = RetryingModelClient(openai_client(model, api_key="k", base_url=fake.base + "/v1"), RetryPolicy(jitter=False), "openai", sleep=sleeps)
+    try:
+        chunks = [c async for c in client.create_stream(MESSAGES, extra_create_args={"stream_options": {"include_usage": True}})]
+    finally:
+        await client.close()
+    assert chunks[:2] == ["hel", "lo"]
+    final = chunks[-1]
+    assert isinstance(final, CreateResult) and final.content == "hello" and final.usage == RequestUsage(prompt_tokens=3, completion_tokens=2)
+    assert sleeps == [0.5] and fake.requests_to("/v1/chat/completions")[-1]["stream"] is True
+
+
+def test_openai_base_url_and_key_from_env(fake: FakeProvider) -> None:
+    client = openai_client("gpt-4o-mini", env={"OPENAI_API_KEY": "sk-env", "OPENAI_BASE_URL": fake.base + "/v1/"})
+    assert str(client._client.base_url).rstrip("/") == fake.base + "/v1"  # type: ignore[attr-defined]
+    assert client._client.max_retries == 0  # type: ignore[attr-defined]
+    assert client.model_info["family"] != "unknown"  # a model autogen knows keeps autogen's info
+
+
+def test_missing_keys_name_the_variable_to_set() -> None:
+    with pytest.raises(ConfigError, match="set OPENAI_API_KEY"):
+        openai_client("gpt-4o-mini", env={})
+    with pytest.raises(ConfigError, match="set ANTHROPIC_API_KEY"):
+        anthropic_client("claude-3-5-haiku-latest", env={})
+    with pytest.raises(ConfigError, match="OPENAI_BASE_URL"):
+        openai_client("m", env={"OPENAI_API_KEY": "k", "OPENAI_BASE_URL": "localhost:11434"})
+
+
+def test_anthropic_model_info_keeps_tool_calls() -> None:
+    # autogen-ext 0.7.5 matches unlisted names like this one to claude-2.0 (no function calling).
+    info = anthropic_model_info("claude-3-5-haiku-latest")
+    assert info["function_calling"] is True and info["family"] == "claude-3-5-haiku"
+    assert anthropic_model_info("claude-new-9")["family"] == "unknown"
+
+
+def test_redact_url() -> None:
+    assert redact_url("http://user:secret@10.0.0.1:8000/v1") == "http://10.0.0.1:8000/v1"
+    assert redact_url("https://api.openai.com/v1") == "https://api.openai.com/v1"
+
+
+@pytest.mark.anyio
+async def test_anthropic_529_then_tool_use_then_text(fake: FakeProvider) -> None:
+    model = "claude-haiku-4-5"  # claude-3-5-haiku-latest is past end-of-life (the SDK warns)
+    overloaded = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+    tool_use = {
+        "id": "msg_1", "type": "message", "role": "assistant", "model": model,
+        "content": [{"type": "tool_use", "id": "toolu_1", "name": "add", "input": {"a": 1, "b": 2}}],
+        "stop_reason": "tool_use", "stop_sequence": None, "usage": {"input_tokens": 12, "output_tokens": 6},
+    }
+    text = {
+        "id": "msg_2", "type": "message", "role": "assistant", "model": model,
+        "content": [{"type": "text", "text": "3"}], "stop_reason": "end_turn", "stop_sequence": None,
+        "usage": {"input_tokens": 4, "output_tokens": 1},
+    }
+    fake.plan("/v1/messages", Planned(529, overloaded), Planned(200, tool_use), Planned(200, text))
+    sleeps = Sleeps()
+    inner = anthropic_client(model, env={"ANTHROPIC_API_KEY": "sk-ant-test", "ANTHROPIC_BASE_URL": fake.base}, timeout=10)
+    client = RetryingModelClient(inner, RetryPolicy(jitter=False), "anthropic", sleep=sleeps)
+    result = await client.create(MESSAGES, tools=[ADD])
+    assert result.finish_reason == "function_calls"
+    assert result.content == [FunctionCall(id="toolu_1", name="add", arguments='{"a": 1, "b": 2}')]
+    assert result.usage == RequestUsage(prompt_tokens=12, completion_tokens=6)
+    assert sleeps == [0.5]
+    result = await client.create(MESSAGES)
+    assert result.content == "3"
+    assert client.total_usage() == RequestUsage(prompt_tokens=16, completion_tokens=7)
+    assert len(fake.requests_to("/v1/messages")) == 3
+    assert fake.received[-1][1]["x-api-key"] == "sk-ant-test"
+    await client.close()
