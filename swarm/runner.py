@@ -108,6 +108,7 @@ class SessionRunner:
         open_leg(record, message, max_rounds)
         control = RoundControl(self.agents)
         ctx = self._context(record)
+        ctx.journal = journal
         entry = record.meta.get("entry", ROUTER_AGENT)
         team = build_team(
             self.agents, control=control, router=self.router, entry=entry,

@@ -32,7 +32,9 @@ class SessionContext:
     state: dict[str, Any] = field(default_factory=dict)
     """Session meta (plan, step results, ideas): tools may read and update it; saved with the round."""
     services: dict[str, Any] = field(default_factory=dict)
-    """Engine services a provider may need (model factory, agents, router); opaque to swarm/."""
+    """Engine-wide services a provider may need (``engine``: the Engine); opaque to swarm/."""
+    journal: Any = None
+    """The session's CallJournal: model clients and tools a tool builds must go through it."""
 
     def emit(self, events: list["Event"]) -> None:
         """Record extra transcript events for this session; they are saved with the current round."""
