@@ -74,7 +74,7 @@ class CallJournal:
 def _request_doc(messages: Sequence[LLMMessage], tools: Sequence[Tool | ToolSchema], tool_choice: Any, json_output: Any) -> str:
     doc = {
         "messages": [m.model_dump(mode="json") for m in messages],
-        "tools": [t.name if isinstance(t, Tool) else t["name"] for t in tools],
+        "tools": [t["name"] if isinstance(t, dict) else t.name for t in tools],
         "tool_choice": tool_choice if isinstance(tool_choice, str) else getattr(tool_choice, "name", str(tool_choice)),
         "json_output": json_output if json_output in (None, True, False) else getattr(json_output, "__name__", str(json_output)),
     }

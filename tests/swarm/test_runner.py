@@ -126,3 +126,30 @@ async def test_provider_failure_fails_the_session_and_keeps_the_transcript(setti
     assert record.status == "completed" and record.result == "4"
     assert [c["agent"] for c in script.calls] == ["copilot_control", "engineer", "engineer"]
     await engine.store.close()
+
+
+async def test_transient_provider_failures_are_retried_then_a_clear_session_error(settings: Any) -> None:
+    from swarm.models.factory import ModelFactory
+
+    script = Script([
+        {"agent": "copilot_control", "handoff": "engineer"},
+        {"agent": "engineer", "error": "rate_limit"},
+        {"agent": "engineer", "error": "server_error"},
+        {"agent": "engineer", "text": "4"},
+        *[{"agent": "engineer", "error": "timeout"} for _ in range(5)],
+    ])
+    scripted = settings.__class__(**{**settings.__dict__, "model": "scripted", "max_retries": 4})
+    factory = ModelFactory(scripted, env={"SWARM_MCP_RETRY_BASE_DELAY": "0"}, script=script)
+    async with Engine(scripted, models=factory) as engine:
+        record = await engine.create("Compute 2+2 in Python")
+        record = await engine.run(record.id)
+        assert record.status == "completed" and record.result == "4"  # 429 and 503 were retried
+        assert [c["agent"] for c in script.calls] == ["copilot_control", "engineer", "engineer", "engineer"]
+
+        record = await engine.run(record.id, message="And 3+3?")
+        assert record.status == "failed"  # five timeouts: 1 call + 4 retries, then a clear error
+        assert "model provider failed" in record.error and "5 attempts" in record.error, record.error
+        script.assert_exhausted()
+        events = await engine.transcript(record.id)
+        assert events[-2].type == "error" and events[-1].content == {"status": "failed"}
+        assert [e.content["text"] for e in events if e.type == "message" and e.agent == "user"] == ["Compute 2+2 in Python", "And 3+3?"]
