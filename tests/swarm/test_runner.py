@@ -153,3 +153,29 @@ async def test_transient_provider_failures_are_retried_then_a_clear_session_erro
         events = await engine.transcript(record.id)
         assert events[-2].type == "error" and events[-1].content == {"status": "failed"}
         assert [e.content["text"] for e in events if e.type == "message" and e.agent == "user"] == ["Compute 2+2 in Python", "And 3+3?"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite+aiosqlite", "postgresql"])
+async def test_pause_and_resume_on_the_async_backends(settings: Any, tmp_path: Any, backend: str) -> None:
+    import os
+
+    url = os.environ.get("SWARM_MCP_TEST_POSTGRES_URL") if backend == "postgresql" else f"{backend}:///{tmp_path / 'async.db'}"
+    if not url:
+        pytest.skip("set SWARM_MCP_TEST_POSTGRES_URL to run on PostgreSQL; .ci/run does")
+    on_backend = settings.__class__(**{**settings.__dict__, "db_url": url})
+    script = Script([
+        {"agent": "copilot_control", "handoff": "planner"},
+        {"agent": "planner", "handoff": "controller"},
+        {"agent": "controller", "handoff": "engineer"},
+        {"agent": "engineer", "text": "done"},
+    ])
+    async with Engine(on_backend, models=ScriptedModels(script)) as engine:
+        record = await engine.create("Build it in steps", max_rounds=2)
+        record = await engine.run(record.id)
+        assert record.status == "paused"
+    async with Engine(on_backend, models=ScriptedModels(script)) as engine:  # a new engine on the same database
+        record = await engine.run(record.id)
+        assert record.status == "completed" and record.result == "done" and record.total_rounds == 4
+        events = await engine.transcript(record.id)
+        assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    script.assert_exhausted()
