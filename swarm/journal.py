@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from typing import Any, Awaitable, Callable, Mapping, Sequence
 
 from autogen_core import CancellationToken
-from autogen_core.models import ChatCompletionClient, CreateResult, LLMMessage, ModelCapabilities, ModelInfo, RequestUsage
+from autogen_core.models import ChatCompletionClient, CreateResult, LLMMessage
 from autogen_core.tools import BaseTool, Tool, ToolSchema
 from pydantic import BaseModel
 
 from .events import Usage
+from .models.base import WrappingModelClient
 from .store import Store
 
 
@@ -81,7 +82,7 @@ def _request_doc(messages: Sequence[LLMMessage], tools: Sequence[Tool | ToolSche
     return json.dumps(doc, sort_keys=True, default=str)
 
 
-class JournaledModelClient(ChatCompletionClient):
+class JournaledModelClient(WrappingModelClient):
     """One agent's model client, behind the journal."""
 
     def __init__(self, inner: ChatCompletionClient, journal: CallJournal, agent: str, model: str) -> None:
@@ -118,31 +119,8 @@ class JournaledModelClient(ChatCompletionClient):
         usage[self.model] = usage.get(self.model, Usage()) + Usage(prompt_tokens=result.usage.prompt_tokens, completion_tokens=result.usage.completion_tokens)
         return result
 
-    async def create_stream(self, messages: Sequence[LLMMessage], **kwargs: Any) -> AsyncGenerator[str | CreateResult, None]:
-        yield await self.create(messages, **kwargs)
-
     async def close(self) -> None:
         return None  # the model factory owns the inner client
-
-    def actual_usage(self) -> RequestUsage:
-        return self.inner.actual_usage()
-
-    def total_usage(self) -> RequestUsage:
-        return self.inner.total_usage()
-
-    def count_tokens(self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []) -> int:
-        return self.inner.count_tokens(messages, tools=tools)
-
-    def remaining_tokens(self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []) -> int:
-        return self.inner.remaining_tokens(messages, tools=tools)
-
-    @property
-    def capabilities(self) -> ModelCapabilities:  # type: ignore[override]
-        return self.inner.capabilities
-
-    @property
-    def model_info(self) -> ModelInfo:
-        return self.inner.model_info
 
 
 class JournaledTool(BaseTool[BaseModel, BaseModel]):

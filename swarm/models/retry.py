@@ -20,10 +20,11 @@ from typing import Any, AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 
 import anyio
 from autogen_core import CancellationToken
-from autogen_core.models import ChatCompletionClient, CreateResult, LLMMessage, ModelCapabilities, ModelInfo, RequestUsage
+from autogen_core.models import ChatCompletionClient, CreateResult, LLMMessage
 from autogen_core.tools import Tool, ToolSchema
 
 from ..errors import ProviderError
+from .base import WrappingModelClient
 
 logger = logging.getLogger("swarm.models.retry")
 
@@ -206,7 +207,7 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"
 
 
-class RetryingModelClient(ChatCompletionClient):
+class RetryingModelClient(WrappingModelClient):
     """A ChatCompletionClient that retries transient provider failures of the client it wraps."""
 
     def __init__(
@@ -343,15 +344,6 @@ class RetryingModelClient(ChatCompletionClient):
 
     # --- plain delegation ----------------------------------------------------------------------
 
-    async def close(self) -> None:
-        await self.inner.close()
-
-    def actual_usage(self) -> RequestUsage:
-        return self.inner.actual_usage()
-
-    def total_usage(self) -> RequestUsage:
-        return self.inner.total_usage()
-
     def count_tokens(self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []) -> int:
         try:
             return self.inner.count_tokens(messages, tools=tools)
@@ -365,14 +357,6 @@ class RetryingModelClient(ChatCompletionClient):
         except Exception as exc:  # unknown token limit (a model autogen does not know) or offline tokenizer
             logger.debug("remaining_tokens of %s model %r failed (%s); assuming %d tokens", self.provider_name, self.model, exc, _FALLBACK_TOKEN_LIMIT)
             return max(0, _FALLBACK_TOKEN_LIMIT - self.count_tokens(messages, tools=tools))
-
-    @property
-    def capabilities(self) -> ModelCapabilities:  # type: ignore[override]
-        return self.inner.capabilities  # type: ignore[no-any-return]
-
-    @property
-    def model_info(self) -> ModelInfo:
-        return self.inner.model_info
 
     def __repr__(self) -> str:
         return f"RetryingModelClient({self.provider_name}:{self.model}, max_retries={self.policy.max_retries})"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import time
 
 import jsonschema
 import pytest
@@ -25,7 +26,7 @@ from autogen_core.models import (
 from autogen_core.tools import FunctionTool
 from pydantic import BaseModel
 
-from swarm.errors import ConfigError, UserInputError
+from swarm.errors import ConfigError, ProviderError, UserInputError
 from swarm.models import local
 from swarm.models.local import LocalModelClient, render_messages
 
@@ -227,6 +228,44 @@ async def test_concurrent_calls_share_one_model_and_cancel_mid_generation() -> N
     # the generation stopped: the model is free for the next request
     after = await asyncio.wait_for(second.create([UserMessage(content="Say hi.", source="user")]), timeout=20)
     assert isinstance(after.content, str)
+
+
+async def test_timeout_stops_generation_and_the_model_stays_usable() -> None:
+    usable = LocalModelClient(max_tokens=8)
+    await usable.create([UserMessage(content="Say hi.", source="user")])  # the model is loaded now
+    story = [UserMessage(content="Write a very long story about dragons.", source="user")]
+
+    tiny = LocalModelClient(max_tokens=8, timeout_seconds=0.05)
+    start = time.monotonic()
+    with pytest.raises(ProviderError) as caught:
+        await tiny.create(story, extra_create_args={"max_tokens": 1000})
+    assert time.monotonic() - start < 5
+    assert caught.value.retryable is False
+    assert "took longer than 0.05s" in str(caught.value) and "timeout_seconds" in str(caught.value)
+    after = await asyncio.wait_for(usable.create([UserMessage(content="Say hi.", source="user")]), timeout=20)
+    assert isinstance(after.content, str)
+
+    # a call queued behind another generation is bounded by the same deadline
+    long_story = asyncio.create_task(usable.create(story, extra_create_args={"max_tokens": 1000}))
+    await asyncio.sleep(0.2)
+    start = time.monotonic()
+    with pytest.raises(ProviderError):
+        await LocalModelClient(max_tokens=8, timeout_seconds=0.3).create([UserMessage(content="Hi.", source="user")])
+    assert time.monotonic() - start < 5
+    long_story.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await long_story
+    after = await asyncio.wait_for(usable.create([UserMessage(content="Say hi.", source="user")]), timeout=20)
+    assert isinstance(after.content, str)
+
+
+def test_timeout_seconds_is_validated_and_in_the_component_config() -> None:
+    with pytest.raises(ConfigError, match="timeout_seconds"):
+        LocalModelClient(timeout_seconds=0)
+    component = LocalModelClient(timeout_seconds=7.5).dump_component()
+    assert component.provider == "swarm.models.local.LocalModelClient"
+    assert component.config["timeout_seconds"] == 7.5
+    assert LocalModelClient.load_component(component)._timeout == 7.5
 
 
 async def test_nothing_is_written_to_stdout(capfd: pytest.CaptureFixture[str]) -> None:
