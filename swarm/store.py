@@ -87,6 +87,7 @@ class SqlStore:
         self.url = url
         self.async_engine: AsyncEngine | None = None
         self.sync_engine: sa.Engine | None = None
+        self._sync_conn: sa.Connection | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -102,6 +103,7 @@ class SqlStore:
         if self.url.startswith("sqlite:"):
             self.sync_engine = sa.create_engine(self.url)
             sa.event.listen(self.sync_engine, "connect", _sqlite_pragmas)
+            self._sync_conn = self.sync_engine.connect()  # one connection, used from the event loop only
         elif self.is_sqlite:
             # One connection: writers queue on the pool instead of busy-waiting on SQLite's file lock.
             self.async_engine = create_async_engine(self.url, pool_size=1, max_overflow=0, pool_timeout=60)
@@ -115,15 +117,18 @@ class SqlStore:
         if self.async_engine is not None:
             await self.async_engine.dispose()
             self.async_engine = None
+        if self._sync_conn is not None:
+            self._sync_conn.close()
+            self._sync_conn = None
         if self.sync_engine is not None:
             self.sync_engine.dispose()
             self.sync_engine = None
 
     async def _tx(self, op: Callable[..., T], *args: Any) -> T:
         """Run ``op(connection, *args)`` in one transaction."""
-        if self.sync_engine is not None:
-            with self.sync_engine.begin() as conn:
-                return op(conn, *args)
+        if self._sync_conn is not None:
+            with self._sync_conn.begin():  # ops are synchronous: no other coroutine can interleave here
+                return op(self._sync_conn, *args)
         if self.async_engine is None:
             raise RuntimeError("store is not open: call `await store.open()` first")
         async with self.async_engine.begin() as conn:
