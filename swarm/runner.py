@@ -142,6 +142,9 @@ class SessionRunner:
                         leg.rounds += 1
                         await self._commit_round(record, turn, round_no, team, journal, ctx, on_update)
                         committed = round_no
+                    else:  # replayed: its events and usage are already recorded
+                        journal.take_usage()
+                        ctx_events(ctx)
                     turn = []
             await self._finish(record, control, on_update)
         except asyncio.CancelledError:

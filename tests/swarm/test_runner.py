@@ -66,9 +66,11 @@ async def test_pause_at_max_rounds_then_continue(settings: Any) -> None:
     ], "Build it in steps", max_rounds=2)
     assert record.status == "paused" and record.rounds_used == 2
     assert len(script.calls) == 2
+    assert record.total_usage().total_tokens == 2 * 15
     record = await engine.run(record.id, max_rounds=5)
     assert record.status == "completed" and record.result == "done"
     assert record.total_rounds == 4 and record.rounds_used == 2
+    assert record.total_usage().total_tokens == 4 * 15  # replayed calls are not counted twice
     script.assert_exhausted()
     await engine.store.close()
 

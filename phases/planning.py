@@ -1,0 +1,87 @@
+"""Planning: the planner proposes a structured plan, the plan reviewer critiques it, the planner revises.
+
+    plan = planner(task)                                  JSON, validated: 1..max_plan_steps steps
+    n_plan_reviews times: critique = plan_reviewer(plan); plan = planner(critique)
+    -> plan.json in the work dir, ``plan`` in the session state
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from autogen_agentchat.agents import AssistantAgent
+from pydantic import BaseModel, ConfigDict, Field
+
+from swarm.errors import ModelBehaviourError
+
+from .context import PhaseContext
+from .models import Plan
+
+PLANNER_NOTE = (
+    "Reply with a JSON document only: {{\"steps\": [{{\"sub_task\": ..., \"agent\": \"engineer\" | \"researcher\", "
+    "\"bullet_points\": [...]}}]}} with at least 1 and at most {max_steps} steps."
+)
+REVIEWER_NOTE = "Reply with your critique as plain text (at most five numbered suggestions)."
+
+
+class PlanningParams(BaseModel):
+    """Parameters of the planning phase."""
+
+    model_config = ConfigDict(extra="forbid")
+    task: str = Field(min_length=1, max_length=20_000, description="The task to plan.")
+    max_plan_steps: int = Field(3, ge=1, le=10, description="Most steps a plan may have (1-10).")
+    n_plan_reviews: int = Field(1, ge=0, le=5, description="How many review-and-revise rounds (0-5).")
+
+
+def check_plan(plan: Plan, max_steps: int) -> None:
+    """A plan with no steps or too many is the model's mistake: it is sent back with this error."""
+    if not plan.steps:
+        raise ModelBehaviourError("the plan has no steps; give at least one step")
+    if len(plan.steps) > max_steps:
+        raise ModelBehaviourError(f"the plan has {len(plan.steps)} steps but at most {max_steps} are allowed; merge steps")
+
+
+def plan_text(plan: Plan) -> str:
+    lines = []
+    for i, step in enumerate(plan.steps, 1):
+        lines.append(f"Step {i} ({step.agent}): {step.sub_task}")
+        lines.extend(f"  - {b}" for b in step.bullet_points)
+    return "\n".join(lines)
+
+
+class Planners:
+    """The planner and the plan reviewer of one planning phase; each keeps its conversation."""
+
+    def __init__(self, pctx: PhaseContext, max_steps: int) -> None:
+        self.pctx = pctx
+        self.max_steps = max_steps
+        self.planner: AssistantAgent = pctx.agent("planner", output=Plan, instructions=PLANNER_NOTE.format(max_steps=max_steps))
+        self.reviewer: AssistantAgent = pctx.agent("plan_reviewer", instructions=REVIEWER_NOTE)
+
+    async def propose(self, prompt: str) -> Plan:
+        plan: Plan = await self.pctx.ask(self.planner, prompt, Plan, check=lambda p: check_plan(p, self.max_steps))
+        return plan
+
+    async def review_and_revise(self, plan: Plan, task: str, n_reviews: int) -> tuple[Plan, list[str]]:
+        critiques = []
+        for _ in range(n_reviews):
+            critique = await self.pctx.ask(self.reviewer, f"Task:\n{task}\n\nProposed plan:\n{plan_text(plan)}\n\nCritique this plan.")
+            critiques.append(critique)
+            plan = await self.propose(f"The plan reviewer says:\n{critique}\n\nRevise the plan accordingly (at most {self.max_steps} steps).")
+        return plan, critiques
+
+
+def store_plan(pctx: PhaseContext, plan: Plan) -> str:
+    """Keep the plan with the session (a new plan starts with no step results) and write plan.json."""
+    pctx.state["plan"] = plan.model_dump(mode="json")
+    pctx.state["step_results"] = []
+    (pctx.work_dir / "data").mkdir(parents=True, exist_ok=True)
+    return pctx.write("plan.json", plan.model_dump_json(indent=2))
+
+
+async def run(pctx: PhaseContext, params: PlanningParams) -> dict[str, Any]:
+    team = Planners(pctx, params.max_plan_steps)
+    plan = await team.propose(f"Task:\n{params.task}\n\nPropose a plan.")
+    plan, critiques = await team.review_and_revise(plan, params.task, params.n_plan_reviews)
+    path = store_plan(pctx, plan)
+    return {"plan": plan.model_dump(mode="json"), "answer": plan_text(plan), "reviews": critiques, "plan_path": path, "files": pctx.files(), "work_dir": str(pctx.work_dir)}
