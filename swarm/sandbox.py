@@ -87,11 +87,12 @@ def _bwrap_argv(work_dir: Path, config: SandboxConfig) -> list[str]:
     """bwrap command-line prefix: read-only root, read-write work dir, private /tmp, no network."""
     keep = {Path(p).resolve() for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
     keep.add(Path(sys.executable).resolve().parent)
-    argv = [BWRAP_BINARY, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
-    for hidden in dict.fromkeys(Path(p).resolve() for p in config.hidden_paths):
-        if not hidden.is_dir() or any(k == hidden or hidden.is_relative_to(k) for k in keep):
+    argv = [BWRAP_BINARY, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    tmp = Path("/tmp").resolve()
+    for hidden in dict.fromkeys([tmp, *(Path(p).resolve() for p in config.hidden_paths)]):
+        if not hidden.is_dir() or (hidden != tmp and any(k == hidden or hidden.is_relative_to(k) for k in keep)):
             continue  # hiding it would hide the interpreter itself
-        argv += ["--tmpfs", str(hidden)]
+        argv += ["--tmpfs", str(hidden)]  # a private /tmp always; the interpreter is bound back below
         for k in sorted(k for k in keep if k.is_relative_to(hidden)):
             argv += ["--ro-bind", str(k), str(k)]
     argv += ["--bind", str(work_dir), str(work_dir), "--chdir", str(work_dir), "--unshare-all"]
