@@ -136,7 +136,7 @@ class ScriptedModelClient(ChatCompletionClient):
     ) -> CreateResult:
         last = messages[-1].content if messages else None
         tool_names = [t["name"] if isinstance(t, dict) else t.name for t in tools]
-        recent = [str(m.content)[:300] for m in messages[-3:]]
+        recent = [str(m.content)[:4000] for m in messages[-3:]]
         entry = self.script.take(self.agent, {"last": str(last)[:200], "recent": recent, "n_messages": len(messages), "tools": tool_names})
         if entry.get("hang"):
             await asyncio.Event().wait()
