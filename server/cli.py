@@ -1,6 +1,7 @@
-"""The `swarm-mcp` command line: run, continue, sessions, route.
+"""The `swarm-mcp` command line: serve, run, continue, sessions, route, config.
 
-Results go to stdout; live progress and logs go to stderr.
+Results go to stdout; live progress and logs go to stderr. `serve` speaks MCP on stdin/stdout (so it
+writes nothing else to stdout); `run` is an MCP client of a `serve` it spawns.
 """
 
 from __future__ import annotations
@@ -42,6 +43,14 @@ def _parser() -> argparse.ArgumentParser:
 
     route = sub.add_parser("route", help="print the offline router's decision for a task as JSON")
     route.add_argument("task")
+
+    serve = sub.add_parser("serve", help="serve MCP (stdio: for IDEs and desktop clients)")
+    serve.add_argument("--transport", choices=["stdio"], default="stdio", help="transport (default stdio)")
+    serve.add_argument("--exit-with-parent", action="store_true", help=argparse.SUPPRESS)
+
+    config = sub.add_parser("config", help="print ready-to-paste client configuration")
+    config.add_argument("client", choices=["claude", "vscode", "cursor"])
+    config.add_argument("--model", help="set SWARM_MCP_MODEL in the configuration (e.g. sampling, local, openai:gpt-4o-mini)")
     return parser
 
 
@@ -52,6 +61,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "route":
             return _route(args.task)
+        if args.command == "serve":
+            return _serve(args)
+        if args.command == "config":
+            return _config(args)
+        if args.command == "run":
+            return asyncio.run(_run(args))
         return asyncio.run(_async_main(args))
     except UserInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -73,6 +88,62 @@ def _route(task: str) -> int:
     decision = OfflineRouter(load_agents(settings.agent_dirs)).decide(task)
     print(json.dumps({"route": decision.route, "agent": decision.agent, "confidence": round(decision.confidence, 3)}))
     return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    if args.exit_with_parent:
+        from .remote import exit_with_parent
+
+        exit_with_parent()
+    from .app import serve_stdio
+
+    serve_stdio(verbose=args.verbose)
+    return 0
+
+
+def _config(args: argparse.Namespace) -> int:
+    from .client_config import WHERE, client_config
+
+    env = None
+    if args.model:
+        from swarm.config import validate_model_spec
+
+        validate_model_spec(args.model)
+        env = {"SWARM_MCP_MODEL": args.model}
+    print(f"# {WHERE[args.client]}", file=sys.stderr)
+    print(json.dumps(client_config(args.client, env=env), indent=2))
+    return 0
+
+
+async def _run(args: argparse.Namespace) -> int:
+    """`run` through the MCP protocol: a real client of a `serve` it spawns over stdio."""
+    from types import SimpleNamespace
+
+    from .remote import ToolFailed, run_session
+
+    if args.model:
+        from swarm.config import validate_model_spec
+
+        validate_model_spec(args.model)
+    try:
+        result = await run_session(args.task, max_rounds=args.max_rounds, model=args.model)
+    except ToolFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2 if exc.kind in ("user_input", "unknown_session", "invalid_arguments", "config") else 1
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 1 if result["status"] == "failed" else 0
+    usage = result["usage"]["total"]
+    pending = result.get("pending_approval")
+    record = SimpleNamespace(
+        id=result["session_id"], status=result["status"], rounds_used=result["rounds_used"], total_rounds=result["total_rounds"],
+        pending=SimpleNamespace(message=pending["message"]) if pending else None, error=result.get("error"),
+        result=result["result"] if isinstance(result.get("result"), (str, type(None))) else json.dumps(result["result"], indent=2),
+        total_usage=lambda: SimpleNamespace(total_tokens=usage["total_tokens"], prompt_tokens=usage["prompt_tokens"],
+                                            completion_tokens=usage["completion_tokens"]),
+    )
+    _print_result(record, False)
+    return 1 if result["status"] == "failed" else 0
 
 
 async def _async_main(args: argparse.Namespace) -> int:

@@ -1,0 +1,91 @@
+"""A model client that a run's interrupt ends at once (see server/runs.py for why).
+
+``InterruptibleClient.create`` races the inner call against the run's ``stopping`` event. When the
+run is interrupted the inner call is cancelled (it is our own task, not autogen's, so cancelling it
+is safe) and ``SessionInterrupted`` is raised: autogen stops the team with an error, the runner
+saves the session, and the run registry records it ``paused`` or ``cancelled``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, AsyncGenerator, Mapping, Sequence
+
+from autogen_core import CancellationToken
+from autogen_core.models import ChatCompletionClient, CreateResult, LLMMessage, ModelCapabilities, ModelInfo, RequestUsage
+from autogen_core.tools import Tool, ToolSchema
+
+from swarm.errors import SwarmError
+
+
+class SessionInterrupted(SwarmError):
+    """The run was interrupted on purpose (its caller went away, cancel_session, server shutdown)."""
+
+
+class InterruptibleClient(ChatCompletionClient):
+    """Wraps a run's model client so that interrupting the run ends its in-flight call."""
+
+    def __init__(self, inner: ChatCompletionClient, run: Any) -> None:
+        self.inner = inner
+        self.run = run
+
+    def _interrupted(self) -> SessionInterrupted:
+        why = "cancel_session" if self.run.stop_reason == "cancel" else "its caller went away"
+        return SessionInterrupted(f"the round was interrupted ({why}); the session resumes from its last completed round")
+
+    async def create(
+        self,
+        messages: Sequence[LLMMessage],
+        *,
+        tools: Sequence[Tool | ToolSchema] = [],
+        tool_choice: Any = "auto",
+        json_output: Any = None,
+        extra_create_args: Mapping[str, Any] = {},
+        cancellation_token: CancellationToken | None = None,
+    ) -> CreateResult:
+        if self.run.stopping.is_set():
+            raise self._interrupted()
+        kwargs: dict[str, Any] = dict(tools=tools, json_output=json_output, extra_create_args=extra_create_args,
+                                      cancellation_token=cancellation_token)
+        if tool_choice != "auto":
+            kwargs["tool_choice"] = tool_choice
+        call = asyncio.ensure_future(self.inner.create(messages, **kwargs))
+        stop = asyncio.ensure_future(self.run.stopping.wait())
+        try:
+            await asyncio.wait({call, stop}, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:  # our caller was cancelled: so is the call
+            call.cancel()
+            raise
+        finally:
+            stop.cancel()
+        if not call.done():
+            call.cancel()
+            await asyncio.gather(call, return_exceptions=True)
+            raise self._interrupted()
+        return call.result()
+
+    async def create_stream(self, messages: Sequence[LLMMessage], **kwargs: Any) -> AsyncGenerator[str | CreateResult, None]:
+        yield await self.create(messages, **kwargs)
+
+    async def close(self) -> None:
+        return None  # the model source owns the inner client
+
+    def actual_usage(self) -> RequestUsage:
+        return self.inner.actual_usage()
+
+    def total_usage(self) -> RequestUsage:
+        return self.inner.total_usage()
+
+    def count_tokens(self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []) -> int:
+        return self.inner.count_tokens(messages, tools=tools)
+
+    def remaining_tokens(self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []) -> int:
+        return self.inner.remaining_tokens(messages, tools=tools)
+
+    @property
+    def capabilities(self) -> ModelCapabilities:  # type: ignore[override]
+        return self.inner.capabilities
+
+    @property
+    def model_info(self) -> ModelInfo:
+        return self.inner.model_info

@@ -1,0 +1,296 @@
+"""Session runs owned by the server: one background asyncio task per running session.
+
+A tool call never runs a session inside its own request. It starts (or finds) the session's ``Run``
+here and *follows* it for at most ``wait_seconds``: progress on every round and a heartbeat at
+least every ``HEARTBEAT`` seconds. When the time is up the call returns ``running`` and the run goes
+on; a later ``continue_copilot`` or ``session_status`` picks it up.
+
+Ownership on cancellation (a client's ``notifications/cancelled``, or a dropped connection): the
+follower that is cancelled *interrupts* the run it follows, and the session is recorded ``paused``
+(resumable with ``continue_copilot``, which replays the journal and repeats no completed call);
+nothing keeps running on behalf of a caller who went away. A run nobody follows (the call already
+returned ``running``) finishes on its own. Server shutdown interrupts every run the same way.
+
+Interrupting is cooperative, not ``Task.cancel()``: cancelling an autogen team while a model call
+is in flight deadlocks it (the team waits for the call, the call for the team). Every model client
+of a run is wrapped (server/interruptible.py) so that an interrupt ends the in-flight call at once;
+the team then stops with an error, the runner saves the session, and we record it ``paused`` (or
+``cancelled`` for cancel_session). ``Task.cancel()`` remains the last resort after a grace period
+(a tool that runs long ignores interrupts until it returns).
+
+A run may also wait on its *client*: with the ``sampling`` backend on a 2026-07-28 connection, a
+model call becomes a ``ClientRequest`` that a follower hands to the client (as an
+``InputRequiredResult``) and whose answer comes back on the retried call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import itertools
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+from swarm.errors import ProviderError, UserInputError
+
+log = logging.getLogger("swarm_mcp.runs")
+
+HEARTBEAT = 10.0
+"""Seconds between progress notifications while nothing happens (clients drop silent calls)."""
+
+current_run: contextvars.ContextVar["Run | None"] = contextvars.ContextVar("swarm_mcp_run", default=None)
+"""The run whose task is current (read by server.models.ServerModels: its sampling channel, its interrupt)."""
+
+PAUSED_BY_CALLER = "the call that was following the session was cancelled"
+
+_keys = itertools.count(1)
+
+
+@dataclass
+class ClientRequest:
+    """A server-to-client request (sampling) a run waits on until a follower delivers the answer."""
+
+    key: str
+    request: Any
+    future: asyncio.Future[Any]
+
+
+@dataclass
+class Run:
+    """One live run of a session (a start, a continue, or an answer)."""
+
+    session_id: str
+    principal: str
+    task: asyncio.Task[Any] | None = None
+    record: Any = None
+    channel: Any = None
+    """The run's sampling channel (None: the client offers no sampling)."""
+    stop_reason: str | None = None
+    """Why the run was interrupted: 'pause' (its caller went away, server shutdown) or 'cancel'."""
+    phase: bool = False
+    """A phase run (phases/): single agents, no team, so a task cancel is a clean interrupt (recorded paused)."""
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    recent: deque[Any] = field(default_factory=lambda: deque(maxlen=64))
+    requests: dict[str, ClientRequest] = field(default_factory=dict)
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+    _started: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def done(self) -> bool:
+        return self.task is not None and self.task.done()
+
+    def changed(self) -> asyncio.Event:
+        """An event set at the next change (an update, a client request, the end)."""
+        return self._changed
+
+    def pulse(self) -> None:
+        old, self._changed = self._changed, asyncio.Event()
+        old.set()
+
+    def waiting(self) -> list[ClientRequest]:
+        """The client requests still without an answer."""
+        return [r for r in self.requests.values() if not r.future.done()]
+
+    def interrupt(self, reason: str) -> None:
+        """End the run's in-flight model call (and any later one) so that the run stops soon."""
+        if self.stop_reason is None or reason == "cancel":
+            self.stop_reason = reason
+        self.stopping.set()
+        if self.phase and self.task is not None and not self.task.done():
+            self.task.cancel()
+
+    async def ask_client(self, request: Any, timeout: float) -> Any:
+        """Wait until a follower has the client answer ``request`` (the relay of 2026-07-28 sampling)."""
+        key = f"swarm-{next(_keys)}"
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.requests[key] = ClientRequest(key, request, future)
+        self.pulse()
+        try:
+            return await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            raise ProviderError(
+                f"the MCP client did not answer the model (sampling) request within {timeout:.0f} s; "
+                f"continue the session with continue_copilot(session_id='{self.session_id}') from a connected client"
+            ) from None
+        finally:
+            self.requests.pop(key, None)
+
+    def answer(self, key: str, result: Any = None, error: BaseException | None = None) -> bool:
+        """Deliver the client's answer to a request; False if the run no longer waits on it."""
+        pending = self.requests.get(key)
+        if pending is None or pending.future.done():
+            return False
+        if error is not None:
+            pending.future.set_exception(error)
+        else:
+            pending.future.set_result(result)
+        return True
+
+
+@dataclass
+class Waited:
+    """How following a run ended: ``done`` (the run ended), ``needs_client`` or the time was up."""
+
+    done: bool
+    needs_client: list[ClientRequest]
+    record: Any
+
+
+Progress = Callable[[Run, list[Any], bool], Awaitable[None]]
+"""``(run, new_events, heartbeat)``: called on every update and every heartbeat while following."""
+
+OnUpdate = Callable[[Run, Any, list[Any]], Awaitable[None]]
+Work = Callable[[], Awaitable[Any]]
+"""A phase step to run instead of the swarm (phases.run_phase / resolve_approval / resume_phase)."""
+
+
+class RunRegistry:
+    """The runs this server owns, by session id."""
+
+    def __init__(self, on_update: OnUpdate | None = None) -> None:
+        self._runs: dict[str, Run] = {}
+        self._on_update = on_update
+
+    def get(self, session_id: str) -> Run | None:
+        return self._runs.get(session_id)
+
+    def __len__(self) -> int:
+        return len(self._runs)
+
+    async def start(self, engine: Any, session_id: str, *, principal: str, message: str | None = None,
+                    max_rounds: int | None = None, channel: Callable[[Run], Any] | None = None, work: Work | None = None) -> Run:
+        """Start a run of the session as a background task: the swarm (``engine.run``), or a phase step
+        (``work``); return once it is running.
+
+        Raises what the engine refuses before it runs (unknown id, a cancelled session ...); a phase step's
+        refusals surface when it is followed.
+        """
+        if session_id in self._runs:
+            raise UserInputError(f"session {session_id} is already running; wait for it with continue_copilot(session_id='{session_id}') "
+                                 "(no message) or stop it with cancel_session")
+        run = Run(session_id=session_id, principal=principal, phase=work is not None)
+        run.channel = channel(run) if channel is not None else None
+        context = contextvars.copy_context()
+        context.run(current_run.set, run)
+        drive = self._drive(engine, run, message, max_rounds) if work is None else self._drive_phase(engine, run, work)
+        run.task = asyncio.create_task(drive, name=f"run-{session_id}", context=context)
+        self._runs[session_id] = run
+        run.task.add_done_callback(lambda _t: self._finished(run))
+        started = asyncio.ensure_future(run._started.wait())
+        try:
+            await asyncio.wait({run.task, started}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            run.interrupt("pause")
+            raise
+        finally:
+            started.cancel()
+        if run.task.done() and not run.task.cancelled() and run.task.exception() is not None:
+            raise run.task.exception()  # type: ignore[misc]
+        return run
+
+    async def _drive(self, engine: Any, run: Run, message: str | None, max_rounds: int | None) -> Any:
+        async def on_update(record: Any, events: list[Any]) -> None:
+            run.record = record
+            run.recent.extend(events)
+            run._started.set()
+            run.pulse()
+            if self._on_update is not None:
+                try:
+                    await self._on_update(run, record, events)
+                except Exception:  # notifications must never fail a session
+                    log.exception("update hook failed for session %s", run.session_id)
+
+        record = await engine.run(run.session_id, message=message, max_rounds=max_rounds, principal=run.principal, on_update=on_update)
+        if run.stop_reason == "pause" and record.status == "failed":  # interrupted on purpose: resumable, not failed
+            from swarm.events import Event
+
+            record.status, record.error = "paused", None
+            await engine.store.save(record, [Event(type="status", round=record.total_rounds,
+                                                   content={"status": "paused", "reason": PAUSED_BY_CALLER})])
+            await on_update(record, [])
+        run.record = record
+        return record
+
+    async def _drive_phase(self, engine: Any, run: Run, work: Work) -> Any:
+        run._started.set()
+        try:
+            await work()
+        finally:  # also when paused by a cancel: the phase saved its state, subscribers hear of it
+            record = await asyncio.shield(engine.get(run.session_id))
+            run.record = record
+            run.pulse()
+            if self._on_update is not None:
+                try:
+                    await asyncio.shield(self._on_update(run, record, []))
+                except Exception:
+                    log.exception("update hook failed for session %s", run.session_id)
+        return record
+
+    def _finished(self, run: Run) -> None:
+        if self._runs.get(run.session_id) is run:
+            del self._runs[run.session_id]
+        for pending in list(run.requests.values()):
+            if not pending.future.done():
+                pending.future.cancel()
+        run.pulse()
+        task = run.task
+        if task is not None and not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            if not isinstance(exc, UserInputError):
+                log.error("run of session %s ended with an error", run.session_id, exc_info=exc)
+
+    async def follow(self, run: Run, seconds: float, progress: Progress | None = None, *, relay: bool = False) -> Waited:
+        """Wait for ``run`` at most ``seconds``, reporting progress; return early when the client is needed.
+
+        Cancelling the follower interrupts the run: it is recorded ``paused``, resumable.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        seen = run.recent[-1].seq if run.recent else 0
+        try:
+            while True:
+                changed = run.changed()
+                fresh = [e for e in run.recent if e.seq > seen]
+                if fresh:
+                    seen = fresh[-1].seq
+                    if progress is not None:
+                        await progress(run, fresh, False)
+                if run.done:
+                    return Waited(True, [], run.record)
+                waiting = run.waiting()
+                if relay and waiting:
+                    return Waited(False, waiting, run.record)
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return Waited(False, [], run.record)
+                try:
+                    await asyncio.wait_for(changed.wait(), timeout=min(remaining, HEARTBEAT))
+                except TimeoutError:
+                    if progress is not None and deadline - loop.time() > 0:
+                        await progress(run, [], True)
+        except asyncio.CancelledError:
+            if not run.done:
+                log.info("the call following session %s was cancelled: pausing the session", run.session_id)
+                run.interrupt("pause")
+            raise
+
+    async def stop(self, run: Run, reason: str, grace: float) -> None:
+        """Interrupt a run and wait for it to end; past ``grace``, cancel its task (the last resort)."""
+        if run.task is None or run.task.done():
+            return
+        run.interrupt(reason)
+        done, _ = await asyncio.wait({run.task}, timeout=grace)
+        if not done:
+            log.warning("session %s did not stop within %.1f s of its interrupt: cancelling its task", run.session_id, grace)
+            run.task.cancel()
+            done, _ = await asyncio.wait({run.task}, timeout=grace)
+            if not done:
+                log.error("session %s is stuck (autogen did not unwind); it stays marked running and resumable", run.session_id)
+
+    async def shutdown(self, grace: float = 5.0) -> None:
+        """Interrupt every run (each is recorded ``paused``) and wait for them to end."""
+        runs = [r for r in self._runs.values() if not r.done]
+        if runs:
+            await asyncio.gather(*(self.stop(r, "pause", grace) for r in runs))

@@ -1,0 +1,161 @@
+"""What the MCP tools take and return: argument types with descriptions, and the result models.
+
+Every tool argument is an ``Annotated`` type carrying a pydantic ``Field`` (description and bounds),
+so ``tools/list`` publishes a JSON schema with a description for each parameter and the edge
+(server/edge.py) can validate arguments strictly and explain what is allowed. Every tool returns a
+``SessionResult`` as structured content (its schema is the tool's output schema) plus a short text.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Status = Literal["running", "paused", "waiting_input", "completed", "failed", "cancelled"]
+
+MAX_WAIT_SECONDS = 600
+DEFAULT_WAIT_SECONDS = 45
+MAX_ROUNDS_LIMIT = 500
+
+# ---- arguments -----------------------------------------------------------------------------------
+
+Task = Annotated[str, Field(min_length=1, max_length=20_000, description="What the swarm should do, in plain language (1 to 20,000 characters).")]
+MaxRounds = Annotated[int, Field(ge=1, le=MAX_ROUNDS_LIMIT, description="Rounds (agent turns) before the session pauses; continue_copilot resumes it. 1 to 500.")]
+OptMaxRounds = Annotated[int | None, Field(ge=1, le=MAX_ROUNDS_LIMIT, description="Round limit for this leg (1 to 500); default: the session's previous limit.")]
+WaitSeconds = Annotated[int, Field(ge=0, le=MAX_WAIT_SECONDS, description=(
+    "How long this call may block (0 to 600 s, default 45). If the session is still working then, the call returns "
+    "status 'running' and the session goes on; poll session_status or call continue_copilot to wait again."))]
+SessionId = Annotated[str, Field(min_length=1, max_length=64, description="A session id, as returned by copilot or a phase tool (e.g. 's_0123456789abcdef').")]
+OptSessionId = Annotated[str | None, Field(max_length=64, description="An existing session to send this task to as a follow-up; omit to start a new session.")]
+PhaseSessionId = Annotated[str | None, Field(max_length=64, description=(
+    "Run the phase in this existing session (it supplies state such as the plan, and gets the output); omit to start a new session."))]
+Message = Annotated[str | None, Field(max_length=20_000, description="New user input for the session: an answer to its question, a correction or a follow-up.")]
+ApprovalId = Annotated[str, Field(min_length=1, max_length=64, description="The pending approval's id (pending_approval.id in the session result).")]
+Decision = Annotated[str, Field(min_length=1, max_length=20_000, description=(
+    "One of pending_approval.options (e.g. approve, revise, reject). For a clarifying question (options ['answer']) "
+    "pass 'answer' and put the answer in feedback, or pass the answer itself."))]
+Feedback = Annotated[str | None, Field(max_length=20_000, description="Free text for the decision: the answer to a question, or what to revise.")]
+Agent = Annotated[Literal["engineer", "researcher"], Field(description="Who does the task: engineer (writes and runs code) or researcher (writes text, runs none).")]
+MaxPlanSteps = Annotated[int, Field(ge=1, le=10, description="Most steps the plan may have (1 to 10).")]
+NReviews = Annotated[int, Field(ge=0, le=5, description="Review rounds (0 to 5): each is a critique followed by a revision.")]
+NIdeas = Annotated[int, Field(ge=1, le=10, description="How many ideas to produce and rank (1 to 10).")]
+MaxAttempts = Annotated[int, Field(ge=1, le=10, description="Attempts per step before it fails (1 to 10); failing code is fixed and run again.")]
+MaxIterations = Annotated[int, Field(ge=1, le=10, description="Most plans put to the human before the phase gives up (1 to 10).")]
+MaxQuestions = Annotated[int, Field(ge=0, le=5, description="Most clarifying questions before a vague task is attempted anyway (0 to 5).")]
+Step = Annotated[int | None, Field(ge=1, le=100, description="Run only this plan step (1-based); default: every step.")]
+ApprovalMode = Annotated[Literal["before_step", "after_step", "both", "on_error"], Field(description=(
+    "When a human approves: before each step, after each step, both, or only when a step fails (a failed step is always put to the human)."))]
+CheckpointType = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$", description="What the gate is for, as a lowercase word: review, plan, results, deploy ...")]
+CheckpointMessage = Annotated[str, Field(min_length=1, max_length=4000, description="What the human is asked at this gate.")]
+CheckpointOptions = Annotated[list[str] | None, Field(min_length=1, max_length=10, description=(
+    "The decisions allowed, as lowercase words (default: approve, reject); reject and abort end the phase as failed."))]
+
+
+class PlanStep(BaseModel):
+    """One step of a plan."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+    sub_task: str = Field(min_length=1, description="What this step must do, self-contained.")
+    agent: Literal["engineer", "researcher"] = Field(description="Who does it: engineer (writes and runs code) or researcher (writes text).")
+    bullet_points: list[str] = Field(default_factory=list, description="Two or three things the step must deliver.")
+
+
+class PlanArg(BaseModel):
+    """A plan: its steps in order (what invoke_planning_phase returns as result.plan)."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+    steps: list[PlanStep] = Field(min_length=1, description="The steps, in order.")
+
+
+Plan = Annotated[PlanArg | None, Field(description="The plan to execute; default: the plan kept in the session (from invoke_planning_phase).")]
+
+# ---- results -------------------------------------------------------------------------------------
+
+
+class ApprovalOut(BaseModel):
+    """A question or approval the session is waiting on."""
+
+    id: str = Field(description="Pass this as approval_id to resolve_approval.")
+    message: str = Field(description="What the human is asked.")
+    options: list[str] = Field(description="Allowed decisions; ['answer'] for a clarifying question.")
+    kind: str = Field(description="question, plan, step, checkpoint, ...")
+    agent: str | None = Field(default=None, description="The agent that asked.")
+
+
+class TokenCount(BaseModel):
+    """Token usage."""
+
+    prompt_tokens: int = Field(description="Tokens sent to the model.")
+    completion_tokens: int = Field(description="Tokens the model produced.")
+    total_tokens: int = Field(description="prompt_tokens + completion_tokens.")
+
+
+class UsageOut(BaseModel):
+    """Token usage of a session, per model and in total."""
+
+    models: dict[str, TokenCount] = Field(description="Usage per model spec (e.g. 'openai:gpt-4o-mini', 'sampling', 'local').")
+    total: TokenCount = Field(description="Usage over all models.")
+
+
+class SessionResult(BaseModel):
+    """A session as a tool returns it: status, progress, result, what it waits on, and what to do next."""
+
+    session_id: str = Field(description="The session id; pass it to continue_copilot, session_status, cancel_session, resolve_approval.")
+    kind: str = Field(description="copilot, or the phase the session runs (planning, control, ...).")
+    status: Status = Field(description="running | paused | waiting_input | completed | failed | cancelled.")
+    rounds_used: int = Field(description="Rounds (agent turns) used by the current run or continue.")
+    total_rounds: int = Field(description="Rounds used over the whole session.")
+    max_rounds: int = Field(description="Round limit of the current run; the session pauses there.")
+    result: str | dict[str, Any] | list[Any] | None = Field(default=None, description="The final answer, or the phase's output (a plan, ranked ideas ...), once there is one.")
+    error: str | None = Field(default=None, description="Why the session failed, when it did.")
+    pending_approval: ApprovalOut | None = Field(default=None, description="Set when status is waiting_input: what the session asks.")
+    usage: UsageOut = Field(description="Token usage per model and in total.")
+    transcript_uri: str = Field(description="MCP resource with the session's full transcript (JSON; append .md for markdown).")
+    live: bool = Field(description="Whether a run of this session is in progress in this server right now.")
+    next: str = Field(description="One sentence: what the caller should do next.")
+
+
+def flat_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """The same JSON schema without ``$ref``s and with nullable ``anyOf``s as type lists.
+
+    Clients validate every structured result against the tool's output schema (the SDK's client does,
+    with jsonschema, in pure Python): resolving references and trying ``anyOf`` branches costs more
+    than the rest of a status call. The flattened schema accepts exactly the same documents; it also
+    leaves out ``title`` and ``default`` (names and defaults say nothing about a result), keeping every
+    ``description``.
+    """
+    defs = schema.get("$defs", {})
+
+    def walk(node: Any, names: bool = False) -> Any:
+        """``names``: node maps property names to schemas (its keys are names, not keywords)."""
+        if isinstance(node, list):
+            return [walk(n) for n in node]
+        if not isinstance(node, dict):
+            return node
+        if names:
+            return {k: walk(v) for k, v in node.items()}
+        if "$ref" in node:
+            target = walk(copy.deepcopy(defs[node["$ref"].rsplit("/", 1)[-1]]))
+            return {**target, **{k: walk(v) for k, v in node.items() if k not in ("$ref", "title", "default")}}
+        out = {k: walk(v, names=k in ("properties", "patternProperties")) for k, v in node.items() if k not in ("$defs", "title", "default")}
+        branches = out.get("anyOf")
+        if branches:
+            plain = [_no_op_free(b) for b in branches]
+            typed = [b for b in plain if b.get("type") != "null"]
+            nullable = len(typed) != len(plain)
+            if all(set(b) == {"type"} and isinstance(b["type"], str) for b in typed):
+                del out["anyOf"]
+                out["type"] = [b["type"] for b in typed] + (["null"] if nullable else [])
+            elif len(typed) == 1 and nullable and isinstance(typed[0].get("type"), str):
+                del out["anyOf"]
+                out = {**typed[0], **out, "type": [typed[0]["type"], "null"]}
+        return out
+
+    return walk(schema)
+
+
+def _no_op_free(branch: dict[str, Any]) -> dict[str, Any]:
+    """A branch without keywords that accept everything (``additionalProperties: true``, ``items: {}``)."""
+    return {k: v for k, v in branch.items() if not ((k == "additionalProperties" and v is True) or (k == "items" and v == {}))}

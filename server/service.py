@@ -1,0 +1,332 @@
+"""The server's state and session operations: a lazily opened engine, the runs, the subscriptions.
+
+Tools call these operations with a ``Call`` (server/interaction.py) and get back either a
+``SessionResult`` or an ``InputRequiredResult`` (2026-07-28: the client must answer something
+first). The engine (and with it autogen, SQLAlchemy, the model backends) is imported and opened on
+first use, never on the stdio start-up path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator
+
+import mcp_types as types
+
+from swarm.errors import SwarmError, UserInputError
+
+from .interaction import MAX_RELAY_ROUNDS, Call
+from .models import ServerModels
+from .phases import is_phase_session
+from .notify import Notifier
+from .render import session_result, session_uri, transcript_md_uri, transcript_uri
+from .runs import RunRegistry
+from .schemas import SessionResult
+from .status_cache import StatusCache
+
+log = logging.getLogger("swarm_mcp.service")
+
+MAX_QUESTIONS_PER_CALL = 10
+SESSIONS_URI = "swarm://sessions"
+
+Outcome = SessionResult | types.InputRequiredResult
+
+
+class Budget:
+    """How long a call may still block; time spent waiting on the human does not count."""
+
+    def __init__(self, seconds: float) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._deadline = self._loop.time() + seconds
+
+    def remaining(self) -> float:
+        return max(0.0, self._deadline - self._loop.time())
+
+    def extend(self, seconds: float) -> None:
+        self._deadline += seconds
+
+
+class SwarmService:
+    """Everything the MCP tools and resources act on."""
+
+    def __init__(self, settings: Any = None, *, models: Any = None, bus: Any = None, cancel_grace: float = 2.0,
+                 sampling_timeout: float | None = None) -> None:
+        self._settings = settings
+        self._base_models = models
+        self._engine: Any = None
+        self._lock = asyncio.Lock()
+        self._users = 0
+        self.cancel_grace = cancel_grace
+        self.sampling_timeout = sampling_timeout or float(os.environ.get("SWARM_MCP_SAMPLING_TIMEOUT") or 600)
+        self.status_cache: StatusCache | None = None
+        self.notifier = Notifier(bus)
+        self.runs = RunRegistry(on_update=self._on_update)
+
+    # ---- lifecycle ------------------------------------------------------------------------------
+
+    async def engine(self) -> Any:
+        """The engine, opened on first use (imports autogen, the store and the model backends)."""
+        if self._engine is None:
+            async with self._lock:
+                if self._engine is None:
+                    from swarm.config import Settings
+                    from swarm.engine import Engine
+
+                    settings = self._settings or Settings.from_env()
+                    base = self._base_models
+                    if base is None:
+                        from swarm.models.factory import ModelFactory
+
+                        base = ModelFactory(settings)
+                    from .phases import tool_registry
+
+                    engine = Engine(settings, models=ServerModels(base), tools=tool_registry())
+                    await engine.__aenter__()
+                    self.status_cache = StatusCache(settings.db_url)
+                    self._engine = engine
+        return self._engine
+
+    @asynccontextmanager
+    async def serving(self) -> AsyncIterator["SwarmService"]:
+        """Held while a transport serves; the last one out stops the runs (paused) and closes the engine."""
+        self._users += 1
+        try:
+            yield self
+        finally:
+            self._users -= 1
+            if self._users == 0:
+                await self.aclose()
+
+    async def aclose(self) -> None:
+        await self.runs.shutdown()
+        await self.notifier.aclose()
+        engine, self._engine = self._engine, None
+        if self.status_cache is not None:
+            self.status_cache.close()
+            self.status_cache = None
+        if engine is not None:
+            try:
+                await engine.models.aclose()
+            finally:
+                await engine.__aexit__(None, None, None)
+
+    # ---- notifications --------------------------------------------------------------------------
+
+    async def _on_update(self, run: Any, record: Any, events: list[Any]) -> None:
+        sid = record.id
+        uris = [transcript_uri(sid), transcript_md_uri(sid), session_uri(sid)]
+        if any(e.type == "status" for e in events):
+            uris.append(SESSIONS_URI)
+        await self.notifier.updated(*uris)
+
+    # ---- operations -----------------------------------------------------------------------------
+
+    def result(self, record: Any, *, note: str | None = None) -> SessionResult:
+        run = self.runs.get(record.id)
+        live = run is not None and not run.done
+        if live and run.stop_reason is not None and note is None:
+            note = (f"The session is stopping ({'cancel_session' if run.stop_reason == 'cancel' else 'its call was cancelled'}); "
+                    f"continue_copilot(session_id='{record.id}') resumes it once it has stopped.")
+        return session_result(record, live=live, note=note)
+
+    async def copilot(self, call: Call, task: str, max_rounds: int, wait: float, session_id: str | None) -> Outcome:
+        if session_id:
+            return await self.continue_(call, session_id, task, max_rounds, wait)
+        engine = await self.engine()
+        self._check_sampling(call)
+        record = await engine.create(task, max_rounds=max_rounds, principal=call.principal)
+        await self.start(call, record.id)
+        return await self.follow(call, record.id, wait)
+
+    async def continue_(self, call: Call, session_id: str, message: str | None, max_rounds: int | None, wait: float) -> Outcome:
+        engine = await self.engine()
+        record = await engine.get(session_id, call.principal)
+        run = self.runs.get(session_id)
+        if run is not None and not run.done and run.stop_reason is not None:  # interrupted, winding down: resume after it
+            await asyncio.wait({run.task}, timeout=self.cancel_grace)
+            record = await engine.get(session_id, call.principal)
+        run = self.runs.get(session_id)
+        if run is not None and not run.done:
+            if message:
+                raise UserInputError(f"session {session_id} is still running: call continue_copilot(session_id='{session_id}') without a "
+                                     "message to wait for it, and send your message once it stops (or cancel_session first)")
+            return await self.follow(call, session_id, wait)
+        if record.status == "waiting_input" and not message and call.can_elicit:
+            return await self.follow(call, session_id, wait)  # asks the pending question through elicitation
+        self._check_sampling(call)
+        if is_phase_session(record):
+            from .phases import resume
+
+            await resume(self, call, record, message)
+        else:
+            await self.start(call, session_id, message=message, max_rounds=max_rounds)
+        return await self.follow(call, session_id, wait)
+
+    async def status(self, call: Call, session_id: str) -> SessionResult:
+        return self.result(await self.read(session_id, call.principal))
+
+    async def read(self, session_id: str, principal: str) -> Any:
+        """A session's record for reading only (served from the status cache when it is current)."""
+        engine = await self.engine()
+        if self.status_cache is None:
+            return await engine.get(session_id, principal)
+        return await self.status_cache.get(engine, session_id, principal)
+
+    async def cancel(self, call: Call, session_id: str) -> SessionResult:
+        engine = await self.engine()
+        record = await engine.get(session_id, call.principal)
+        run = self.runs.get(session_id)
+        if run is not None and not run.done:
+            engine.runner.cancel(session_id)  # stop at the next round boundary, and end the in-flight model call now
+            await self.runs.stop(run, "cancel", self.cancel_grace)
+            record = await engine.get(session_id, call.principal)
+        if record.status == "completed":
+            return self.result(record, note=f"Session {session_id} had already completed; nothing to cancel. Its result and transcript stay readable.")
+        if record.status != "cancelled":
+            from swarm.events import Event
+
+            record.status, record.pending, record.error = "cancelled", None, None
+            await engine.store.save(record, [Event(type="status", round=record.total_rounds, content={"status": "cancelled", "reason": "cancel_session"})])
+            await self.notifier.updated(transcript_uri(session_id), transcript_md_uri(session_id), session_uri(session_id), SESSIONS_URI)
+        return self.result(record)
+
+    async def resolve(self, call: Call, session_id: str, approval_id: str, decision: str, feedback: str | None, wait: float) -> Outcome:
+        engine = await self.engine()
+        record = await engine.get(session_id, call.principal)
+        pending = record.pending if record.status == "waiting_input" else None
+        if pending is None:
+            raise UserInputError(f"session {session_id} has no pending approval (it is {record.status}); read its state with session_status")
+        if approval_id != pending.id:
+            raise UserInputError(f"approval {approval_id!r} is not pending in session {session_id}; the pending one is {pending.id!r}: {pending.message!r}")
+        if is_phase_session(record):
+            from .phases import check_decision
+
+            check_decision(pending, decision, feedback)
+        elif pending.kind != "question" and decision not in pending.options:
+            raise UserInputError(f"invalid decision {decision!r} for approval {pending.id}: expected one of {list(pending.options)}")
+        await self.answer(call, record, pending, decision, feedback)
+        return await self.follow(call, session_id, wait)
+
+    async def answer(self, call: Call, record: Any, pending: Any, decision: str, feedback: str | None) -> None:
+        """Answer a pending approval: a phase goes on with the decision; a swarm question's answer continues
+        the session with it as the user's input."""
+        if is_phase_session(record):
+            from .phases import answer
+
+            await answer(self, call, record, pending, decision, feedback)
+            return
+        if pending.kind == "question":
+            text = feedback if (decision == "answer" or not decision) else decision if not feedback else f"{decision}: {feedback}"
+            if not text or not text.strip():
+                raise UserInputError(f"approval {pending.id} is a question: pass decision='answer' and your answer in feedback")
+            await self.start(call, record.id, message=text)
+            return
+        raise UserInputError(f"approval {pending.id} ({pending.kind}) cannot be answered here: it belongs to no phase run of session {record.id}")
+
+    async def start(self, call: Call, session_id: str, *, message: str | None = None, max_rounds: int | None = None,
+                    work: Any = None) -> Any:
+        """Start a run of the session (the swarm, or a phase step ``work``) owned by this server."""
+        engine = await self.engine()
+        run = await self.runs.start(engine, session_id, principal=call.principal, message=message, max_rounds=max_rounds,
+                                    channel=call.channel(self.sampling_timeout), work=work)
+        model = self.model_spec(call)
+        total = run.record.max_rounds if run.record is not None else None
+        await call.report(0, total, f"session {session_id} started (model: {model})")
+        return run
+
+    def model_spec(self, call: Call) -> str:
+        """The default tier's model for runs of this call's client."""
+        models = self._engine.models
+        try:
+            if isinstance(models, ServerModels):
+                return models.spec_for("default", client_samples=call.can_sample)
+            return str(models.spec_for("default"))
+        except Exception as exc:
+            return f"unavailable: {exc}"
+
+    def _check_sampling(self, call: Call) -> None:
+        models = self._engine.models if self._engine is not None else None
+        if isinstance(models, ServerModels) and models.needs_sampling() and not call.can_sample:
+            raise UserInputError(
+                "this server is configured with SWARM_MCP_MODEL=sampling (the calling client's own model), but this client "
+                "does not offer sampling: use a client with sampling support, or configure another model backend"
+            )
+
+    # ---- following a session --------------------------------------------------------------------
+
+    async def resume(self, call: Call) -> str | None:
+        """On a 2026-07-28 retry: deliver the client's answers; return the session id the call follows."""
+        state = call.state
+        if state is None:
+            return None
+        session_id = state["sid"]
+        engine = await self.engine()
+        await engine.get(session_id, call.principal)  # the state is sealed, but the principal must still own it
+        run = self.runs.get(session_id)
+        for key in state.get("relay", []):
+            if key in call.responses and run is not None:
+                run.answer(key, call.responses[key])
+        answered = call.answer_from_state()
+        if answered is not None:
+            approval_id, decision = answered
+            record = await engine.get(session_id, call.principal)
+            pending = record.pending if record.status == "waiting_input" else None
+            if decision is None or pending is None or pending.id != approval_id:
+                call.declined.add(approval_id)
+            else:
+                await self.answer(call, record, pending, *decision)
+        return session_id
+
+    async def follow(self, call: Call, session_id: str, wait: float) -> Outcome:
+        """Wait for the session (at most ``wait`` seconds of work), asking the client what it must answer."""
+        engine = await self.engine()
+        budget = Budget(wait)
+        asked = 0
+        while True:
+            run = self.runs.get(session_id)
+            if run is not None and not run.done:
+                waited = await self.runs.follow(run, budget.remaining(), call.progress, relay=True)
+                if waited.needs_client:
+                    if call.modern:
+                        if call.relay_rounds() >= MAX_RELAY_ROUNDS:
+                            record = await engine.get(session_id, call.principal)
+                            return self.result(record, note=(
+                                f"The session waits for your model (sampling): call continue_copilot(session_id='{session_id}') to keep serving it."))
+                        return call.relay(session_id, waited.needs_client)
+                    await self._push(call, run, waited.needs_client)
+                    continue
+                if not waited.done:
+                    return self.result(await engine.get(session_id, call.principal))
+                failure = run.task.exception() if run.task is not None and not run.task.cancelled() else None
+                if isinstance(failure, SwarmError):  # refused before it ran (a phase's checks): the caller's error
+                    raise failure
+            record = await engine.get(session_id, call.principal)
+            pending = record.pending if record.status == "waiting_input" else None
+            if pending is None or not call.can_elicit or pending.id in call.declined or asked >= MAX_QUESTIONS_PER_CALL:
+                return self.result(record)
+            asked += 1
+            if call.modern:
+                if call.relay_rounds() >= MAX_RELAY_ROUNDS:
+                    return self.result(record)
+                return call.ask(session_id, pending)
+            started = asyncio.get_running_loop().time()
+            decision = await call.elicit(pending)
+            budget.extend(asyncio.get_running_loop().time() - started)
+            if decision is None:
+                call.declined.add(pending.id)
+                continue
+            await self.answer(call, record, pending, *decision)
+
+    async def _push(self, call: Call, run: Any, requests: list[Any]) -> None:
+        """A 2025-11-25 follower of a run that waits on relayed requests: send them on this connection."""
+        from .sampling import PushChannel
+
+        channel = PushChannel(call.ctx.session, tools=call.sampling_tools, timeout=self.sampling_timeout)
+        for pending in requests:
+            try:
+                run.answer(pending.key, await channel.create_message(pending.request.params))
+            except Exception as exc:
+                run.answer(pending.key, error=exc)
