@@ -157,7 +157,9 @@ async def _async_main(args: argparse.Namespace) -> int:
         validate_model_spec(args.model)
         overrides["model"] = args.model
     settings = Settings.from_env(**overrides)
-    async with Engine(settings) as engine:
+    from .phases import tool_registry
+
+    async with Engine(settings, tools=tool_registry()) as engine:
         if args.command == "sessions":
             return await _sessions(engine, args)
         if args.command == "run":

@@ -11,7 +11,7 @@ from typing import Any, Mapping
 from .config import Settings
 from .errors import UserInputError
 from .events import Event, now
-from .manifest import AgentManifest, load_agents
+from .manifest import AgentManifest, check_tools, load_agents
 from .router import OfflineRouter
 from .runner import ModelSource, OnUpdate, SessionRunner
 from .session import SessionRecord
@@ -35,6 +35,7 @@ class Engine:
             models = ModelFactory(settings)
         self.models = models
         self.tools = tools if tools is not None else default_registry()
+        check_tools(self.agents, self.tools.names())
         self.store = store or SqlStore(settings.db_url)
         self.services: dict[str, Any] = {"engine": self}
         self.runner = SessionRunner(settings, self.store, self.agents, self.router, self.models, self.tools, self.services)

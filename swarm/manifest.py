@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from .errors import ManifestError
 
@@ -39,6 +39,12 @@ class AgentManifest(BaseModel):
     handoffs: list[str] = Field(default_factory=list, description="Agents (or 'user') it may hand off to.")
     model_tier: Tier = Field(default="default", description="Which model tier serves this agent.")
     routing: RoutingSpec | None = Field(default=None, description="Optional routing examples.")
+    _path: str = PrivateAttr(default="(built in code)")
+
+    @property
+    def path(self) -> str:
+        """The file this manifest was loaded from."""
+        return self._path
 
     @field_validator("name")
     @classmethod
@@ -70,6 +76,7 @@ def load_manifest(path: Path) -> AgentManifest:
         raise ManifestError(str(path), field, f"{expected} (got {err.get('input')!r})") from None
     if manifest.name != path.stem:
         raise ManifestError(str(path), "name", f"expected {path.stem!r} to match the file name, got {manifest.name!r}")
+    manifest._path = str(path)
     return manifest
 
 
@@ -79,7 +86,6 @@ def load_agents(extra_dirs: list[Path] | tuple[Path, ...] = ()) -> dict[str, Age
     Handoff targets are checked against the loaded set ("user" is always allowed).
     """
     agents: dict[str, AgentManifest] = {}
-    paths: dict[str, Path] = {}
     for directory in (builtin_agents_dir(), *extra_dirs):
         directory = Path(directory)
         if not directory.is_dir():
@@ -87,9 +93,16 @@ def load_agents(extra_dirs: list[Path] | tuple[Path, ...] = ()) -> dict[str, Age
         for path in sorted(directory.glob("*.yaml")):
             manifest = load_manifest(path)
             agents[manifest.name] = manifest
-            paths[manifest.name] = path
-    for name, manifest in agents.items():
+    for manifest in agents.values():
         for target in manifest.handoffs:
             if target != "user" and target not in agents:
-                raise ManifestError(str(paths[name]), "handoffs", f"expected known agent names or 'user', got unknown {target!r}")
+                raise ManifestError(manifest.path, "handoffs", f"expected known agent names or 'user', got unknown {target!r}")
     return agents
+
+
+def check_tools(agents: dict[str, AgentManifest], known: list[str]) -> None:
+    """Every tool a manifest names must exist: a typo fails at start, naming the file."""
+    for manifest in agents.values():
+        for tool in manifest.tools:
+            if tool not in known:
+                raise ManifestError(manifest.path, "tools", f"expected known tool names {known}, got unknown {tool!r}")

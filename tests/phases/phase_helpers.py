@@ -7,6 +7,7 @@ from typing import Any, AsyncIterator
 
 from conftest import ScriptedModels
 
+from phases import phase_tool_registry
 from swarm.engine import Engine
 from swarm.models.scripted import Script
 
@@ -14,6 +15,7 @@ from swarm.models.scripted import Script
 @asynccontextmanager
 async def scripted_engine(settings: Any, script: Script, **kw: Any) -> AsyncIterator[Engine]:
     """An engine whose every agent answers from ``script``; the script must be used up at the end."""
+    kw.setdefault("tools", phase_tool_registry())
     async with Engine(settings, models=ScriptedModels(script), **kw) as engine:
         yield engine
 

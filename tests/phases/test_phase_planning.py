@@ -10,7 +10,7 @@ import pytest
 from conftest import ScriptedModels
 from phase_helpers import phase_events, plan, scripted_engine
 
-from phases import get_phase, run_phase
+from phases import get_phase, phase_tool_registry, run_phase
 from swarm.engine import Engine
 from swarm.errors import UserInputError
 from swarm.models.scripted import Script, ScriptedModelClient
@@ -111,7 +111,7 @@ class _PlainModels(ScriptedModels):
 
 async def test_a_model_without_structured_output_answers_json_in_text(settings: Any) -> None:
     script = Script([{"agent": "planner", "text": "Here it is:\n```json\n" + json.dumps(plan(("a", "researcher"))) + "\n```"}])
-    async with Engine(settings, models=_PlainModels(script)) as engine:
+    async with Engine(settings, tools=phase_tool_registry(), models=_PlainModels(script)) as engine:
         result = await run_phase(engine, "planning", {"task": "Do a", "n_plan_reviews": 0})
         script.assert_exhausted()
         assert result.status == "completed" and result.output["plan"]["steps"][0]["agent"] == "researcher"

@@ -8,6 +8,7 @@ import pytest
 from conftest import ScriptedModels
 
 from server.status_cache import StatusCache
+from phases import phase_tool_registry
 from swarm.engine import Engine
 from swarm.errors import UnknownSessionError
 from swarm.models.scripted import Script
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.anyio
 
 
 async def test_cached_reads_stay_exact_across_writers(settings: Any) -> None:
-    async with Engine(settings, models=ScriptedModels(Script([]))) as engine, Engine(settings, models=ScriptedModels(Script([]))) as other:
+    async with Engine(settings, tools=phase_tool_registry(), models=ScriptedModels(Script([]))) as engine, Engine(settings, tools=phase_tool_registry(), models=ScriptedModels(Script([]))) as other:
         record = await engine.create("Say hello")
         cache = StatusCache(settings.db_url)
         first = await cache.get(engine, record.id, "local")

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from conftest import ScriptedModels
 
+from phases import phase_tool_registry
 from swarm.engine import Engine
 from swarm.errors import UnknownSessionError, UserInputError
 from swarm.models.scripted import Script
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.anyio
 
 async def run_script(settings: Any, entries: list[dict], task: str, capable: bool = True, **kw: Any) -> tuple[Engine, Any, Script]:
     script = Script(entries)
-    engine = Engine(settings, models=ScriptedModels(script, capable=capable))
+    engine = Engine(settings, tools=phase_tool_registry(), models=ScriptedModels(script, capable=capable))
     await engine.store.open()
     record = await engine.create(task, **kw)
     record = await engine.run(record.id)
@@ -96,7 +97,7 @@ async def test_clarifying_question_waits_for_the_user_then_resumes(settings: Any
 
 
 async def test_unknown_session_id_is_a_clear_error(settings: Any) -> None:
-    engine = Engine(settings, models=ScriptedModels(Script([])))
+    engine = Engine(settings, tools=phase_tool_registry(), models=ScriptedModels(Script([])))
     async with engine:
         with pytest.raises(UnknownSessionError, match="unknown session id 's_nope'"):
             await engine.run("s_nope")
@@ -105,7 +106,7 @@ async def test_unknown_session_id_is_a_clear_error(settings: Any) -> None:
 
 
 async def test_empty_task_and_bad_round_limit_are_rejected(settings: Any) -> None:
-    async with Engine(settings, models=ScriptedModels(Script([]))) as engine:
+    async with Engine(settings, tools=phase_tool_registry(), models=ScriptedModels(Script([]))) as engine:
         with pytest.raises(UserInputError, match="non-empty"):
             await engine.create("   ")
         with pytest.raises(UserInputError, match="max_rounds"):
@@ -142,7 +143,7 @@ async def test_transient_provider_failures_are_retried_then_a_clear_session_erro
     ])
     scripted = settings.__class__(**{**settings.__dict__, "model": "scripted", "max_retries": 4})
     factory = ModelFactory(scripted, env={"SWARM_MCP_RETRY_BASE_DELAY": "0"}, script=script)
-    async with Engine(scripted, models=factory) as engine:
+    async with Engine(scripted, tools=phase_tool_registry(), models=factory) as engine:
         record = await engine.create("Compute 2+2 in Python")
         record = await engine.run(record.id)
         assert record.status == "completed" and record.result == "4"  # 429 and 503 were retried
@@ -171,13 +172,24 @@ async def test_pause_and_resume_on_the_async_backends(settings: Any, tmp_path: A
         {"agent": "controller", "handoff": "engineer"},
         {"agent": "engineer", "text": "done"},
     ])
-    async with Engine(on_backend, models=ScriptedModels(script)) as engine:
+    async with Engine(on_backend, tools=phase_tool_registry(), models=ScriptedModels(script)) as engine:
         record = await engine.create("Build it in steps", max_rounds=2)
         record = await engine.run(record.id)
         assert record.status == "paused"
-    async with Engine(on_backend, models=ScriptedModels(script)) as engine:  # a new engine on the same database
+    async with Engine(on_backend, tools=phase_tool_registry(), models=ScriptedModels(script)) as engine:  # a new engine on the same database
         record = await engine.run(record.id)
         assert record.status == "completed" and record.result == "done" and record.total_rounds == 4
         events = await engine.transcript(record.id)
         assert [e.seq for e in events] == list(range(1, len(events) + 1))
     script.assert_exhausted()
+
+
+async def test_a_manifest_naming_an_unknown_tool_fails_at_start(settings: Any, tmp_path: Any) -> None:
+    from swarm.errors import ManifestError
+
+    agents = tmp_path / "agents"
+    agents.mkdir()
+    (agents / "typist.yaml").write_text("name: typist\ndescription: types\nsystem_message: Type.\ntools: [exec_code]\n")
+    broken = settings.__class__(**{**settings.__dict__, "agent_dirs": (agents,)})
+    with pytest.raises(ManifestError, match=r"typist\.yaml: field 'tools'.*unknown 'exec_code'"):
+        Engine(broken, tools=phase_tool_registry(), models=ScriptedModels(Script([])))
