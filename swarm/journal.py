@@ -18,7 +18,7 @@ from autogen_core.models import ChatCompletionClient, CreateResult, LLMMessage
 from autogen_core.tools import BaseTool, Tool, ToolSchema
 from pydantic import BaseModel
 
-from .events import Usage
+from .events import Event, Usage
 from .models.base import WrappingModelClient
 from .store import Store
 
@@ -41,6 +41,8 @@ class CallJournal:
         """The last exception a model client raised (autogen wraps it; the runner reports this one)."""
         self.usage: dict[str, Usage] = {}
         """Usage of the model calls made (or replayed) since the last take_usage()."""
+        self.tool_events: dict[str, list[Event]] = {}
+        """Transcript events tools emitted (phase_start, ...), by tool call id, until the round records them."""
 
     @classmethod
     async def load(cls, store: Store, session_id: str) -> "CallJournal":
@@ -124,13 +126,14 @@ class JournaledModelClient(WrappingModelClient):
 
 
 class JournaledTool(BaseTool[BaseModel, BaseModel]):
-    """A tool behind the journal: on replay its recorded result comes back and nothing runs."""
+    """A tool behind the journal: on replay its recorded result (and the events it emitted) come back and nothing runs."""
 
-    def __init__(self, inner: BaseTool[Any, Any], journal: CallJournal, agent: str) -> None:
+    def __init__(self, inner: BaseTool[Any, Any], journal: CallJournal, agent: str, outbox: list[Event] | None = None) -> None:
         super().__init__(inner.args_type(), inner.return_type(), inner.name, inner.description)
         self._inner = inner
         self._journal = journal
         self._agent = agent
+        self._outbox = outbox if outbox is not None else []
 
     @property
     def schema(self) -> ToolSchema:
@@ -141,14 +144,18 @@ class JournaledTool(BaseTool[BaseModel, BaseModel]):
 
     async def run_json(self, args: Mapping[str, Any], cancellation_token: CancellationToken, call_id: str | None = None) -> Any:
         async def live() -> str:
+            start = len(self._outbox)
             try:
-                result = await self._inner.run_json(args, cancellation_token, call_id=call_id)
+                outcome: dict[str, Any] = {"result": self._inner.return_value_as_string(await self._inner.run_json(args, cancellation_token, call_id=call_id))}
             except Exception as exc:
-                return json.dumps({"error": f"{type(exc).__name__}: {exc}"})
-            return json.dumps({"result": self._inner.return_value_as_string(result)})
+                outcome = {"error": f"{type(exc).__name__}: {exc}"}
+            outcome["events"] = [e.model_dump(mode="json") for e in self._outbox[start:]]
+            del self._outbox[start:]  # they travel with the result, and come back with it on replay
+            return json.dumps(outcome)
 
         request = json.dumps({"tool": self.name, "args": dict(args)}, sort_keys=True, default=str)
         outcome = json.loads(await self._journal.call(agent=self._agent, kind="tool", name=self.name, request=request, run=live))
+        self._journal.tool_events.setdefault(call_id or "", []).extend(Event.model_validate(e) for e in outcome.get("events", []))
         if "error" in outcome:
             raise ReplayedToolError(outcome["error"])
         return outcome["result"]

@@ -18,7 +18,7 @@ import uuid
 from typing import Any, Awaitable, Callable, Mapping, Protocol
 
 from autogen_agentchat.base import TaskResult
-from autogen_agentchat.messages import BaseChatMessage, HandoffMessage, TextMessage
+from autogen_agentchat.messages import BaseChatMessage, HandoffMessage, TextMessage, ToolCallExecutionEvent
 from autogen_core.models import ChatCompletionClient
 from autogen_core.tools import BaseTool
 
@@ -114,7 +114,7 @@ class SessionRunner:
             self.agents, control=control, router=self.router, entry=entry,
             router_capable=self.models.is_capable(self.agents[ROUTER_AGENT].model_tier),
             client_for=lambda m: JournaledModelClient(self.models.client_for(m.name, m.model_tier), journal, m.name, self.models.spec_for(m.model_tier)),
-            tools_for=lambda m: [JournaledTool(t, journal, m.name) for t in self.tools.build(m.tools, ctx, m.name)],
+            tools_for=lambda m: [JournaledTool(t, journal, m.name, ctx.outbox) for t in self.tools.build(m.tools, ctx, m.name)],
         )
         record.status, record.pending, record.error = "running", None, None
         record.max_rounds = record.legs[-1].max_rounds
@@ -144,6 +144,7 @@ class SessionRunner:
                         committed = round_no
                     else:  # replayed: its events and usage are already recorded
                         journal.take_usage()
+                        journal.tool_events.clear()
                         ctx_events(ctx)
                     turn = []
             await self._finish(record, control, on_update)
@@ -185,6 +186,9 @@ class SessionRunner:
                             ctx: SessionContext, on_update: OnUpdate | None) -> None:
         events = ctx_events(ctx)
         for message in turn:
+            if isinstance(message, ToolCallExecutionEvent):  # what a tool emitted goes before its result
+                for result in message.content:
+                    events.extend(e.model_copy(update={"round": round_no}) for e in journal.tool_events.pop(result.call_id, []))
             events.extend(events_from_message(message, round_no))
         for agent in team._participants:
             if isinstance(agent, CopilotControl) and agent.last_decision is not None:

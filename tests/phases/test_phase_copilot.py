@@ -107,3 +107,32 @@ async def test_an_interactive_phase_tool_waits_in_a_session_of_its_own(settings:
         assert gate.kind == "phase:hitl_checkpoint" and gate.status == "waiting_input" and gate.pending.message == "Publish the summary?"
         done = await resolve_approval(engine, gate.id, gate.pending.id, "approve")
         assert done.status == "completed" and done.output["decision"] == "approve"
+
+
+async def test_copilot_control_calls_planning_then_control_as_tools(settings: Any) -> None:
+    """The copilot swarm itself: copilot_control runs invoke_planning_phase, then invoke_control_phase, then answers."""
+    script = Script([
+        {"agent": "copilot_control", "tool": "invoke_planning_phase", "args": {"task": COMPLEX, "n_plan_reviews": 1, "max_plan_steps": 2}},
+        {"agent": "planner", "json": plan(("compute the accuracy", "engineer")), "expect": "train a model"},
+        {"agent": "plan_reviewer", "text": "Add a write-up step for the researcher."},
+        {"agent": "planner", "json": plan(("compute the accuracy", "engineer"), ("write up the results", "researcher")), "expect": "write-up"},
+        {"agent": "copilot_control", "tool": "invoke_control_phase", "args": {}, "expect": "write up the results"},
+        {"agent": "engineer", "json": code("print('accuracy 0.91')")},
+        {"agent": "researcher", "text": "The model reached 91% accuracy.", "expect": "accuracy 0.91"},
+        {"agent": "copilot_control", "text": "Done: the model reached 91% accuracy.", "expect": "91% accuracy"},
+    ])
+    async with scripted_engine(settings, script) as engine:
+        record = await engine.create(COMPLEX)
+        record = await engine.run(record.id)
+        script.assert_exhausted()
+        assert record.status == "completed" and record.result == "Done: the model reached 91% accuracy."
+        assert len(record.meta["plan"]["steps"]) == 2
+        assert [s["status"] for s in record.meta["step_results"]] == ["completed", "completed"]
+        events = await engine.transcript(record.id)
+        assert phase_events(events) == [
+            ("phase_start", "planning", None), ("phase_end", "planning", "completed"),
+            ("phase_start", "control", None), ("phase_end", "control", "completed"),
+        ]
+        tools = [e.content["name"] for e in events if e.type == "tool_call"]
+        assert tools[:2] == ["invoke_planning_phase", "invoke_control_phase"]
+        assert record.total_usage().total_tokens == 8 * 15
