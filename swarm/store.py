@@ -53,6 +53,13 @@ journal = sa.Table(
 )
 
 
+# Statements built once: only their parameters change per call (the hot path writes per round and per call).
+_UPDATE_SESSION = sessions.update().where(sessions.c.id == sa.bindparam("sid")).values(
+    {c: sa.bindparam(c) for c in ("principal", "kind", "status", "created_at", "updated_at", "last_seq", "record")})
+_INSERT_EVENT = events.insert()
+_INSERT_CALL = journal.insert()
+
+
 class Store(Protocol):
     """What the engine needs from persistence."""
 
@@ -165,11 +172,12 @@ class SqlStore:
         record.updated_at = now()
         rows = [{"session_id": record.id, "seq": e.seq, "type": e.type, "body": e.model_dump_json()} for e in numbered]
         values = _row(record)
+        values["sid"] = values.pop("id")
 
         def op(conn: sa.Connection) -> None:
             if rows:
-                conn.execute(events.insert(), rows)
-            if conn.execute(sessions.update().where(sessions.c.id == record.id).values(**values)).rowcount == 0:
+                conn.execute(_INSERT_EVENT, rows)
+            if conn.execute(_UPDATE_SESSION, values).rowcount == 0:
                 raise UnknownSessionError(record.id)
 
         try:
@@ -191,9 +199,9 @@ class SqlStore:
         return {r[0]: (r[1], r[2]) for r in rows}
 
     async def journal_put(self, session_id: str, seq: int, *, agent: str, kind: str, name: str, request_hash: str, request: str, response: str) -> None:
-        stmt = journal.insert().values(session_id=session_id, seq=seq, agent=agent, kind=kind, name=name,
-                                       request_hash=request_hash, request=request, response=response, created_at=now())
-        await self._tx(lambda conn: conn.execute(stmt))
+        row = dict(session_id=session_id, seq=seq, agent=agent, kind=kind, name=name,
+                   request_hash=request_hash, request=request, response=response, created_at=now())
+        await self._tx(lambda conn: conn.execute(_INSERT_CALL, row))
 
     async def journal_truncate(self, session_id: str, from_seq: int) -> None:
         stmt = journal.delete().where(journal.c.session_id == session_id, journal.c.seq >= from_seq)
