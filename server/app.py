@@ -15,11 +15,11 @@ import mcp_types as types
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.tools import Tool
-from mcp.server.subscriptions import InMemorySubscriptionBus
 
 from .arguments import LazyArguments, arguments_model, arguments_schema
 from .edge import ArgumentCheck, tool_edge
 from .interaction import Call
+from .notify import PrincipalBus
 from .phases import PHASE_TOOLS
 from .render import summary
 from .resources import register_resources
@@ -68,7 +68,7 @@ continue_copilot(session_id, message) or resolve_approval. Transcripts are resou
 def build_server(settings: Any = None, *, models: Any = None, service: SwarmService | None = None,
                  name: str = "swarm-mcp", log_level: str = "WARNING", **service_options: Any) -> MCPServer:
     """The swarm-mcp MCP server. ``models`` replaces the engine's model source (tests pass fakes)."""
-    bus = InMemorySubscriptionBus()
+    bus = PrincipalBus()
     service = service or SwarmService(settings, models=models, bus=bus, **service_options)
     if service.notifier.bus is None:
         service.notifier.bus = bus
@@ -228,7 +228,7 @@ def build_server(settings: Any = None, *, models: Any = None, service: SwarmServ
 
     mcp = MCPServer(name, title="swarm-mcp: a multi-agent swarm", version=_version(), instructions=INSTRUCTIONS,
                     lifespan=lambda _app: service.serving(), subscriptions=bus, tools=tools,
-                    log_level=log_level)  # type: ignore[arg-type]
+                    request_state_security=request_state_security(), log_level=log_level)  # type: ignore[arg-type]
     mcp.swarm = service  # type: ignore[attr-defined]
     mcp.middleware.append(check)
     register_resources(mcp, service)
@@ -241,10 +241,31 @@ def _version() -> str:
     return __version__
 
 
-def serve_stdio(settings: Any = None, *, verbose: bool = False) -> None:
-    """Serve on stdin/stdout until the client closes the connection (logs go to stderr, never stdout)."""
+def request_state_security(env: Any = None) -> Any:
+    """How 2026-07-28 ``requestState`` is sealed: under ``SWARM_MCP_STATE_KEYS`` (comma-separated secrets of at least
+    32 bytes, the first one sealing) when set - replicas behind one URL must share them - else under a key of this process."""
+    import os
+
+    keys = [k.strip() for k in ((env if env is not None else os.environ).get("SWARM_MCP_STATE_KEYS") or "").split(",") if k.strip()]
+    if not keys:
+        return None  # the SDK's default: an ephemeral key of this process
+    from mcp.server.request_state import RequestStateSecurity
+
+    from swarm.errors import ConfigError
+
+    if any(len(k.encode()) < 32 for k in keys):
+        raise ConfigError("SWARM_MCP_STATE_KEYS: each key must be at least 32 bytes (e.g. `openssl rand -hex 32`)")
+    return RequestStateSecurity(keys=keys, audience="swarm-mcp")
+
+
+def quiet_autogen(verbose: bool) -> None:
     import logging
 
     if not verbose:  # an agent's failure is recorded in the session (and returned); autogen's own traceback is noise here
         logging.getLogger("autogen_core").setLevel(logging.CRITICAL)
+
+
+def serve_stdio(settings: Any = None, *, verbose: bool = False) -> None:
+    """Serve on stdin/stdout until the client closes the connection (logs go to stderr, never stdout)."""
+    quiet_autogen(verbose)
     build_server(settings).run("stdio")

@@ -44,8 +44,18 @@ def _parser() -> argparse.ArgumentParser:
     route = sub.add_parser("route", help="print the offline router's decision for a task as JSON")
     route.add_argument("task")
 
-    serve = sub.add_parser("serve", help="serve MCP (stdio: for IDEs and desktop clients)")
-    serve.add_argument("--transport", choices=["stdio"], default="stdio", help="transport (default stdio)")
+    serve = sub.add_parser("serve", help="serve MCP (stdio: for IDEs and desktop clients; http: for remote clients)")
+    serve.add_argument("--transport", choices=["stdio", "http"], default="stdio",
+                       help="stdio (default), or http: streamable HTTP at /mcp and legacy SSE at /sse on one port")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="http: address to bind (default 127.0.0.1; off loopback SWARM_MCP_TOKEN or a verifier is required)")
+    serve.add_argument("--port", type=int, default=8000, help="http: port (default 8000; 0 picks a free one)")
+    serve.add_argument("--allowed-host", action="append", metavar="HOST",
+                       help="http: a Host header value to accept besides the bind host (repeatable; SWARM_MCP_ALLOWED_HOSTS)")
+    serve.add_argument("--allowed-origin", action="append", metavar="ORIGIN",
+                       help="http: a browser Origin to accept (repeatable; SWARM_MCP_ALLOWED_ORIGINS)")
+    serve.add_argument("--token-verifier", metavar="MODULE:NAME",
+                       help="http: a TokenVerifier (MCP SDK protocol) to check bearer tokens with (SWARM_MCP_TOKEN_VERIFIER)")
     serve.add_argument("--exit-with-parent", action="store_true", help=argparse.SUPPRESS)
 
     config = sub.add_parser("config", help="print ready-to-paste client configuration")
@@ -95,6 +105,13 @@ def _serve(args: argparse.Namespace) -> int:
         from .remote import exit_with_parent
 
         exit_with_parent()
+    if args.transport == "http":
+        from .http import HttpSettings, serve_http
+
+        settings = HttpSettings.from_env(host=args.host, port=args.port, allowed_hosts=args.allowed_host,
+                                         allowed_origins=args.allowed_origin, token_verifier=args.token_verifier)
+        serve_http(settings, verbose=args.verbose)
+        return 0
     from .app import serve_stdio
 
     serve_stdio(verbose=args.verbose)

@@ -25,7 +25,7 @@ from typing import Any, Literal
 import mcp_types as types
 from pydantic import BaseModel, Field, ValidationError, create_model
 
-from .principal import principal_of
+from .principal import is_remote, principal_of
 from .render import event_line
 
 log = logging.getLogger("swarm_mcp.interaction")
@@ -41,6 +41,8 @@ class Call:
     def __init__(self, ctx: Any) -> None:
         self.ctx = ctx
         self.principal = principal_of(ctx)
+        self.remote = is_remote(ctx)
+        """Whether the call came over HTTP: its runs may not execute code unless the operator allows it."""
         self.declined: set[str] = set()
         self._progress = 0.0
         self._round = -1

@@ -5,7 +5,13 @@ Resource-updated notifications reach both protocol eras:
   send ``notifications/resources/updated`` on its connection (a subscriber whose connection is gone
   is dropped);
 - 2026-07-28 clients listen with ``subscriptions/listen``; we publish ``ResourceUpdated`` on the
-  server's subscription bus and the SDK's listen handler delivers it to matching streams.
+  server's subscription bus (``PrincipalBus``) and the SDK's listen handler delivers it to matching
+  streams.
+
+An update about a session goes only to its owner's subscribers and listeners: each subscription
+and each listen stream remembers the principal that opened it, and ``updated(..., owner=...)``
+skips every other principal (``swarm://sessions`` included, so nobody learns when another
+principal's sessions change).
 
 ``logging/setLevel`` (2025-11-25) sets the level per principal; ``log`` sends a
 ``notifications/message`` to the calling client when its level allows (on 2026-07-28 the SDK
@@ -17,10 +23,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import warnings
-from typing import Any
+from typing import Any, Callable
 
+import anyio.lowlevel
 import mcp_types as types
-from mcp.server.subscriptions import ResourceUpdated
+from mcp.server.subscriptions import ResourceUpdated, ServerEvent
+
+from .principal import principal_of
 
 log = logging.getLogger("swarm_mcp.notify")
 
@@ -28,19 +37,49 @@ LEVELS: tuple[str, ...] = ("debug", "info", "notice", "warning", "error", "criti
 SEND_TIMEOUT = 5.0
 
 
+class PrincipalBus:
+    """The server's ``SubscriptionBus``: in-process fan-out that keeps each principal's events its own.
+
+    A listener registered while serving a ``subscriptions/listen`` request belongs to that request's
+    principal; ``publish(event, owner=p)`` reaches only the listeners of ``p`` (``owner=None``: all).
+    """
+
+    def __init__(self) -> None:
+        self._listeners: dict[object, tuple[str, Callable[[ServerEvent], None]]] = {}
+
+    async def publish(self, event: ServerEvent, *, owner: str | None = None) -> None:
+        for principal, listener in list(self._listeners.values()):
+            if owner is not None and principal != owner:
+                continue
+            try:
+                listener(event)
+            except Exception:  # one bad listener must not starve the others
+                log.exception("subscription listener raised; continuing")
+        await anyio.lowlevel.checkpoint()
+
+    def subscribe(self, listener: Callable[[ServerEvent], None]) -> Callable[[], None]:
+        token = object()
+        self._listeners[token] = (principal_of(), listener)
+
+        def unsubscribe() -> None:
+            self._listeners.pop(token, None)
+
+        return unsubscribe
+
+
 class Notifier:
     """Subscriptions of both eras, and per-principal log levels."""
 
     def __init__(self, bus: Any) -> None:
         self.bus = bus
-        self._subscribers: dict[str, dict[int, Any]] = {}
+        self._subscribers: dict[str, dict[int, tuple[str, Any]]] = {}
         self._levels: dict[str, str] = {}
         self._sending: set[asyncio.Task[None]] = set()
 
     # ---- resources ------------------------------------------------------------------------------
 
-    def subscribe(self, uri: str, session: Any) -> None:
-        self._subscribers.setdefault(uri, {})[_connection_key(session)] = session
+    def subscribe(self, uri: str, session: Any, principal: str) -> None:
+        self._subscribers.setdefault(uri, {})[_connection_key(session)] = (principal, session)
 
     def unsubscribe(self, uri: str, session: Any) -> None:
         self._subscribers.get(uri, {}).pop(_connection_key(session), None)
@@ -48,12 +87,18 @@ class Notifier:
     def subscriber_count(self, uri: str) -> int:
         return len(self._subscribers.get(uri, {}))
 
-    async def updated(self, *uris: str) -> None:
-        """Tell every subscriber and listener that these resources changed. Never waits on a slow subscriber:
-        2025-11-25 notifications are sent by background tasks (a run must not stall on a client's connection)."""
+    async def updated(self, *uris: str, owner: str | None) -> None:
+        """Tell the subscribers and listeners of ``owner`` (None: everyone) that these resources changed. Never waits
+        on a slow subscriber: 2025-11-25 notifications are sent by background tasks (a run must not stall on a client's
+        connection)."""
         for uri in uris:
-            await self.bus.publish(ResourceUpdated(uri=uri))
-            for key, session in list(self._subscribers.get(uri, {}).items()):
+            if isinstance(self.bus, PrincipalBus):
+                await self.bus.publish(ResourceUpdated(uri=uri), owner=owner)
+            elif owner is None:  # a bus that cannot tell principals apart only gets public events
+                await self.bus.publish(ResourceUpdated(uri=uri))
+            for key, (principal, session) in list(self._subscribers.get(uri, {}).items()):
+                if owner is not None and principal != owner:
+                    continue
                 task = asyncio.create_task(self._send(uri, key, session))
                 self._sending.add(task)
                 task.add_done_callback(self._sending.discard)
@@ -97,4 +142,4 @@ def _connection_key(session: Any) -> int:
     return id(getattr(session, "_connection", session))
 
 
-__all__ = ["LEVELS", "Notifier", "types"]
+__all__ = ["LEVELS", "Notifier", "PrincipalBus", "types"]

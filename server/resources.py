@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import mcp_types as types
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_PARAMS
 from mcp.server.mcpserver.prompts.base import UserMessage
 
 from swarm.errors import UserInputError
@@ -133,7 +136,14 @@ def register_resources(mcp: Any, service: Any) -> None:
         return types.CompleteResult(completion=types.Completion(values=values[:100], total=len(values), has_more=len(values) > 100))
 
     async def subscribe(ctx: Any, params: types.SubscribeRequestParams) -> types.EmptyResult:
-        service.notifier.subscribe(str(params.uri), ctx.session)
+        uri, principal = str(params.uri), principal_of(ctx)
+        session_id = _session_of(uri)
+        if session_id is not None:  # only the owner may watch a session (updates reach the owner only anyway)
+            try:
+                await service.read(session_id, principal)
+            except UserInputError as exc:
+                raise MCPError(INVALID_PARAMS, str(exc)) from None
+        service.notifier.subscribe(uri, ctx.session, principal)
         return types.EmptyResult()
 
     async def unsubscribe(ctx: Any, params: types.UnsubscribeRequestParams) -> types.EmptyResult:
@@ -146,10 +156,27 @@ def register_resources(mcp: Any, service: Any) -> None:
         service.notifier.set_level(principal_of(ctx), params.level)
         return types.EmptyResult()
 
+    async def known_prompt(ctx: Any, call_next: Any) -> Any:
+        """An unknown prompt name is the caller's error (-32602), not an internal one (the SDK raises ValueError)."""
+        if ctx.method == "prompts/get" and isinstance(ctx.params, Mapping):
+            name = ctx.params.get("name")
+            if isinstance(name, str) and mcp._prompt_manager.get_prompt(name) is None:
+                raise MCPError(INVALID_PARAMS, f"Unknown prompt: {name}; the prompts are start_swarm and review_session")
+        return await call_next(ctx)
+
+    mcp.middleware.append(known_prompt)
     lowlevel.add_request_handler("completion/complete", types.CompleteRequestParams, complete)
     lowlevel.add_request_handler("resources/subscribe", types.SubscribeRequestParams, subscribe)
     lowlevel.add_request_handler("resources/unsubscribe", types.UnsubscribeRequestParams, unsubscribe)
     lowlevel.add_request_handler("logging/setLevel", types.SetLevelRequestParams, set_level)
+
+
+def _session_of(uri: str) -> str | None:
+    """The session id of a ``swarm://sessions/<id>[/...]`` URI (None for other URIs)."""
+    prefix = "swarm://sessions/"
+    if not uri.startswith(prefix):
+        return None
+    return uri[len(prefix):].split("/", 1)[0] or None
 
 
 def _agent(manifest: Any) -> dict[str, Any]:

@@ -71,6 +71,8 @@ class Run:
     """Why the run was interrupted: 'pause' (its caller went away, server shutdown) or 'cancel'."""
     phase: bool = False
     """A phase run (phases/): single agents, no team, so a task cancel is a clean interrupt (recorded paused)."""
+    remote: bool = False
+    """Started by a call over HTTP: code execution follows the remote policy (server/code_policy.py)."""
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     recent: deque[Any] = field(default_factory=lambda: deque(maxlen=64))
     requests: dict[str, ClientRequest] = field(default_factory=dict)
@@ -160,7 +162,8 @@ class RunRegistry:
         return len(self._runs)
 
     async def start(self, engine: Any, session_id: str, *, principal: str, message: str | None = None,
-                    max_rounds: int | None = None, channel: Callable[[Run], Any] | None = None, work: Work | None = None) -> Run:
+                    max_rounds: int | None = None, channel: Callable[[Run], Any] | None = None, work: Work | None = None,
+                    remote: bool = False) -> Run:
         """Start a run of the session as a background task: the swarm (``engine.run``), or a phase step
         (``work``); return once it is running.
 
@@ -170,7 +173,7 @@ class RunRegistry:
         if session_id in self._runs:
             raise UserInputError(f"session {session_id} is already running; wait for it with continue_copilot(session_id='{session_id}') "
                                  "(no message) or stop it with cancel_session")
-        run = Run(session_id=session_id, principal=principal, phase=work is not None)
+        run = Run(session_id=session_id, principal=principal, phase=work is not None, remote=remote)
         run.channel = channel(run) if channel is not None else None
         context = contextvars.copy_context()
         context.run(current_run.set, run)

@@ -18,6 +18,7 @@ import mcp_types as types
 
 from swarm.errors import SwarmError, UserInputError
 
+from .code_policy import CodePolicy
 from .interaction import MAX_RELAY_ROUNDS, Call
 from .models import ServerModels
 from .phases import is_phase_session
@@ -53,8 +54,9 @@ class SwarmService:
     """Everything the MCP tools and resources act on."""
 
     def __init__(self, settings: Any = None, *, models: Any = None, bus: Any = None, cancel_grace: float = 2.0,
-                 sampling_timeout: float | None = None) -> None:
+                 sampling_timeout: float | None = None, remote_code: bool | None = None) -> None:
         self._settings = settings
+        self.code = CodePolicy(remote_code)
         self._base_models = models
         self._engine: Any = None
         self._lock = asyncio.Lock()
@@ -83,7 +85,7 @@ class SwarmService:
                         base = ModelFactory(settings)
                     from .phases import tool_registry
 
-                    engine = Engine(settings, models=ServerModels(base), tools=tool_registry())
+                    engine = Engine(settings, models=ServerModels(base), tools=tool_registry(self.code))
                     await engine.__aenter__()
                     self.status_cache = StatusCache(settings.db_url)
                     self._engine = engine
@@ -120,7 +122,7 @@ class SwarmService:
         uris = [transcript_uri(sid), transcript_md_uri(sid), session_uri(sid)]
         if any(e.type == "status" for e in events):
             uris.append(SESSIONS_URI)
-        await self.notifier.updated(*uris)
+        await self.notifier.updated(*uris, owner=record.principal)
 
     # ---- operations -----------------------------------------------------------------------------
 
@@ -190,7 +192,8 @@ class SwarmService:
 
             record.status, record.pending, record.error = "cancelled", None, None
             await engine.store.save(record, [Event(type="status", round=record.total_rounds, content={"status": "cancelled", "reason": "cancel_session"})])
-            await self.notifier.updated(transcript_uri(session_id), transcript_md_uri(session_id), session_uri(session_id), SESSIONS_URI)
+            await self.notifier.updated(transcript_uri(session_id), transcript_md_uri(session_id), session_uri(session_id), SESSIONS_URI,
+                                        owner=record.principal)
         return self.result(record)
 
     async def resolve(self, call: Call, session_id: str, approval_id: str, decision: str, feedback: str | None, wait: float) -> Outcome:
@@ -231,7 +234,7 @@ class SwarmService:
         """Start a run of the session (the swarm, or a phase step ``work``) owned by this server."""
         engine = await self.engine()
         run = await self.runs.start(engine, session_id, principal=call.principal, message=message, max_rounds=max_rounds,
-                                    channel=call.channel(self.sampling_timeout), work=work)
+                                    channel=call.channel(self.sampling_timeout), work=work, remote=call.remote)
         model = self.model_spec(call)
         total = run.record.max_rounds if run.record is not None else None
         await call.report(0, total, f"session {session_id} started (model: {model})")
