@@ -9,20 +9,21 @@ saves the session, and the run registry records it ``paused`` or ``cancelled``.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncGenerator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from autogen_core import CancellationToken
-from autogen_core.models import ChatCompletionClient, CreateResult, LLMMessage, ModelCapabilities, ModelInfo, RequestUsage
+from autogen_core.models import ChatCompletionClient, CreateResult, LLMMessage
 from autogen_core.tools import Tool, ToolSchema
 
 from swarm.errors import SwarmError
+from swarm.models.base import WrappingModelClient
 
 
 class SessionInterrupted(SwarmError):
     """The run was interrupted on purpose (its caller went away, cancel_session, server shutdown)."""
 
 
-class InterruptibleClient(ChatCompletionClient):
+class InterruptibleClient(WrappingModelClient):
     """Wraps a run's model client so that interrupting the run ends its in-flight call."""
 
     def __init__(self, inner: ChatCompletionClient, run: Any) -> None:
@@ -64,28 +65,5 @@ class InterruptibleClient(ChatCompletionClient):
             raise self._interrupted()
         return call.result()
 
-    async def create_stream(self, messages: Sequence[LLMMessage], **kwargs: Any) -> AsyncGenerator[str | CreateResult, None]:
-        yield await self.create(messages, **kwargs)
-
     async def close(self) -> None:
         return None  # the model source owns the inner client
-
-    def actual_usage(self) -> RequestUsage:
-        return self.inner.actual_usage()
-
-    def total_usage(self) -> RequestUsage:
-        return self.inner.total_usage()
-
-    def count_tokens(self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []) -> int:
-        return self.inner.count_tokens(messages, tools=tools)
-
-    def remaining_tokens(self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []) -> int:
-        return self.inner.remaining_tokens(messages, tools=tools)
-
-    @property
-    def capabilities(self) -> ModelCapabilities:  # type: ignore[override]
-        return self.inner.capabilities
-
-    @property
-    def model_info(self) -> ModelInfo:
-        return self.inner.model_info
