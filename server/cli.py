@@ -15,6 +15,8 @@ from typing import Any, Sequence
 
 from swarm.errors import SwarmError, UserInputError
 
+from .render import event_line
+
 log = logging.getLogger("swarm_mcp")
 
 
@@ -191,25 +193,7 @@ async def _async_main(args: argparse.Namespace) -> int:
 
 async def _progress(record: Any, events: list[Any]) -> None:
     for event in events:
-        print(f"  [{record.id} r{event.round}] {_line(event)}", file=sys.stderr, flush=True)
-
-
-def _line(event: Any) -> str:
-    content = event.content if isinstance(event.content, dict) else {"text": event.content}
-    who = event.agent or "-"
-    if event.type == "handoff":
-        return f"{who} -> {content.get('target')}: {str(content.get('message', ''))[:100]}"
-    if event.type == "tool_call":
-        return f"{who} calls {content.get('name')}"
-    if event.type == "tool_result":
-        return f"{who} tool {content.get('name')} {'failed' if content.get('is_error') else 'returned'}: {str(content.get('result', ''))[:100]!r}"
-    if event.type == "message":
-        return f"{who}: {str(content.get('text', ''))[:160]!r}"
-    if event.type == "status":
-        return f"status {content.get('status')}"
-    if event.type == "error":
-        return f"error: {content.get('error')}"
-    return f"{event.type} {who}: {str(content)[:160]}"
+        print(f"  [{record.id} r{event.round}] {event_line(event)}", file=sys.stderr, flush=True)
 
 
 def _print_result(record: Any, as_json: bool) -> None:
@@ -251,7 +235,7 @@ async def _sessions(engine: Any, args: argparse.Namespace) -> int:
         return 0
     print(f"session {record.id} [{record.status}] {record.task}")
     for event in events:
-        print(f"{event.seq:>4} r{event.round:<3} {event.type:<17} {_line(event)}")
+        print(f"{event.seq:>4} r{event.round:<3} {event.type:<17} {event_line(event)}")
     if record.result:
         print(f"result: {record.result}")
     return 0
