@@ -31,6 +31,16 @@ class Settings:
     """Extra directories of agent manifests (SWARM_MCP_AGENT_DIRS, separated by the path separator)."""
     max_retries: int = 4
     """Retries of a provider call on timeouts, 429 and 5xx before the session fails."""
+    durable: bool = False
+    """Run sessions as DBOS workflows (SWARM_MCP_DURABLE, on by default for the server): a crashed
+    process's sessions resume by themselves, and replicas on one PostgreSQL share them."""
+    executor_id: str | None = None
+    """This process's fixed DBOS executor id (SWARM_MCP_EXECUTOR_ID); default ``local``, or a
+    unique id when another live process already holds ``local`` on the same database."""
+    concurrency: int = 8
+    """Session runs this process executes at once from the shared queue (SWARM_MCP_CONCURRENCY)."""
+    takeover_seconds: float = 5.0
+    """A replica silent this long is presumed dead; another one recovers its sessions (SWARM_MCP_TAKEOVER_SECONDS)."""
 
     @property
     def work_root(self) -> Path:
@@ -49,7 +59,17 @@ class Settings:
             retries = int(env.get("SWARM_MCP_MAX_RETRIES", "4"))
         except ValueError:
             raise ConfigError("SWARM_MCP_MAX_RETRIES must be a whole number, e.g. 4") from None
-        values: dict[str, object] = dict(home=home, db_url=db_url, model=env.get("SWARM_MCP_MODEL", "auto"), tier_models=tiers, agent_dirs=dirs, max_retries=retries)
+        durable = env.get("SWARM_MCP_DURABLE", "1").strip().lower() not in ("0", "false", "no", "off")
+        try:
+            concurrency = int(env.get("SWARM_MCP_CONCURRENCY", "8"))
+            takeover = float(env.get("SWARM_MCP_TAKEOVER_SECONDS", "5"))
+        except ValueError:
+            raise ConfigError("SWARM_MCP_CONCURRENCY must be a whole number (e.g. 8) and SWARM_MCP_TAKEOVER_SECONDS a number of seconds (e.g. 5)") from None
+        if concurrency < 1 or takeover <= 0:
+            raise ConfigError("SWARM_MCP_CONCURRENCY must be at least 1 and SWARM_MCP_TAKEOVER_SECONDS above 0")
+        values: dict[str, object] = dict(home=home, db_url=db_url, model=env.get("SWARM_MCP_MODEL", "auto"), tier_models=tiers, agent_dirs=dirs,
+                                         max_retries=retries, durable=durable, executor_id=env.get("SWARM_MCP_EXECUTOR_ID") or None,
+                                         concurrency=concurrency, takeover_seconds=takeover)
         values.update(overrides)
         settings = cls(**values)  # type: ignore[arg-type]
         validate_model_spec(settings.model)

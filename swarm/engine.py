@@ -39,13 +39,30 @@ class Engine:
         self.store = store or SqlStore(settings.db_url)
         self.services: dict[str, Any] = {"engine": self}
         self.runner = SessionRunner(settings, self.store, self.agents, self.router, self.models, self.tools, self.services)
+        self.durable: Any = None
+        """swarm.durable.DurableRuns when settings.durable: sessions run as DBOS workflows."""
 
     async def __aenter__(self) -> "Engine":
         await self.store.open()
+        if self.settings.durable:
+            from .durable import DurableRuns  # imports DBOS: only engines that run durably pay for it
+
+            durable = DurableRuns(self.settings, self.runner, self.store)
+            try:
+                await durable.launch()
+            except BaseException:
+                await self.store.close()
+                raise
+            self.durable = durable
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self.store.close()
+        try:
+            if self.durable is not None:
+                await self.durable.close()
+                self.durable = None
+        finally:
+            await self.store.close()
 
     async def create(self, task: str, *, max_rounds: int = 20, principal: str = "local", kind: str = "copilot",
                      meta: dict[str, Any] | None = None) -> SessionRecord:
@@ -68,7 +85,17 @@ class Engine:
     async def run(self, session_id: str, *, message: str | None = None, max_rounds: int | None = None,
                   principal: str | None = None, on_update: OnUpdate | None = None) -> SessionRecord:
         """Run (or resume) a session until it completes, waits for the user, pauses or fails."""
+        if self.durable is not None:
+            return await self.durable.run(session_id, message=message, max_rounds=max_rounds, principal=principal, on_update=on_update)
         return await self.runner.run(session_id, message=message, max_rounds=max_rounds, principal=principal, on_update=on_update)
+
+    async def cancel(self, session_id: str, principal: str | None = None) -> bool:
+        """Stop a running session at its next round, here or on another replica; False if it is not running."""
+        record = await self.store.get_session(session_id, principal)
+        stopped = self.runner.cancel(session_id)
+        if self.durable is not None:
+            stopped = await self.durable.cancel(session_id, record) or stopped
+        return stopped
 
     async def get(self, session_id: str, principal: str | None = None) -> SessionRecord:
         return await self.store.get_session(session_id, principal)

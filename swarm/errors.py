@@ -54,5 +54,9 @@ class ProviderError(SwarmError):
         self.attempts = attempts
 
 
+class SessionCancelled(SwarmError):
+    """The session was cancelled (cancel_session) while it ran, possibly from another replica."""
+
+
 class InternalError(SwarmError):
     """A bug in swarm-mcp itself."""

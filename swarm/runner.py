@@ -13,6 +13,7 @@ failure, a client that went away and a kill -9 are all resumed the same way.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import uuid
 from typing import Any, Awaitable, Callable, Mapping, Protocol
@@ -23,7 +24,7 @@ from autogen_core.models import ChatCompletionClient
 from autogen_core.tools import BaseTool
 
 from .config import Settings
-from .errors import ProviderError, SwarmError, UserInputError
+from .errors import ProviderError, SessionCancelled, SwarmError, UserInputError
 from .events import Event, Usage, events_from_message
 from .journal import CallJournal, JournaledModelClient, JournaledTool
 from .manifest import AgentManifest
@@ -36,6 +37,15 @@ from .tools import SessionContext, ToolRegistry
 log = logging.getLogger("swarm.runner")
 
 OnUpdate = Callable[[SessionRecord, list[Event]], Awaitable[None]]
+RoundStep = Callable[[int, Callable[[], Awaitable[None]]], Awaitable[None]]
+"""``(round_no, commit)``: runs a round's commit (the durable runner wraps it in a workflow step)."""
+
+current_session: contextvars.ContextVar[str | None] = contextvars.ContextVar("swarm_session", default=None)
+"""The session whose leg the current task is running (model sources read it to find the run's caller)."""
+
+
+async def _nothing() -> None:
+    return None
 
 
 class ModelSource(Protocol):
@@ -100,12 +110,41 @@ class SessionRunner:
 
     async def run(self, session_id: str, *, message: str | None = None, max_rounds: int | None = None,
                   principal: str | None = None, on_update: OnUpdate | None = None) -> SessionRecord:
-        record = await self.store.get_session(session_id, principal)
-        self._check(record, message, max_rounds)
+        """Open a leg and run it here, in this task (no durable workflow around it)."""
         if session_id in self.active:
             raise UserInputError(f"session {session_id} is already running; wait for it or cancel it first")
-        journal = await CallJournal.load(self.store, session_id)
+        _record, leg = await self.prepare(session_id, message=message, max_rounds=max_rounds, principal=principal, on_update=on_update)
+        return await self.run_leg(session_id, leg, on_update=on_update)
+
+    async def prepare(self, session_id: str, *, message: str | None = None, max_rounds: int | None = None,
+                      principal: str | None = None, on_update: OnUpdate | None = None) -> tuple[SessionRecord, int]:
+        """Check the request, open the leg it starts and record the session ``running``; return the leg's index."""
+        record = await self.store.get_session(session_id, principal)
+        self._check(record, message, max_rounds)
         open_leg(record, message, max_rounds)
+        record.status, record.pending, record.error = "running", None, None
+        record.max_rounds = record.legs[-1].max_rounds
+        record.rounds_used = 0
+        start = [Event(type="status", round=record.total_rounds, content={"status": "running", "max_rounds": record.max_rounds})]
+        if message:
+            start.insert(0, Event(type="message", agent="user", round=record.total_rounds, content={"text": message}))
+        await self._save(record, start, on_update)
+        return record, len(record.legs) - 1
+
+    async def run_leg(self, session_id: str, leg_index: int, *, on_update: OnUpdate | None = None,
+                      round_step: RoundStep | None = None) -> SessionRecord:
+        """Play leg ``leg_index`` of a prepared session to its end: replay what the store holds, run the rest.
+
+        Safe to call again for the same leg (a crash recovery): rounds already committed are replayed
+        from the journal, and a leg that already ended, or was followed by a newer one, is left alone.
+        ``round_step(round_no, commit)`` wraps each round of this leg (the durable runner makes it a
+        workflow step); ``commit`` writes the round, and is a no-op for a round already written.
+        """
+        record = await self.store.get_session(session_id)
+        if record.status != "running" or leg_index != len(record.legs) - 1 or session_id in self.active:
+            return record
+        token = current_session.set(session_id)
+        journal = await CallJournal.load(self.store, session_id)
         control = RoundControl(self.agents)
         ctx = self._context(record)
         ctx.journal = journal
@@ -116,14 +155,6 @@ class SessionRunner:
             client_for=lambda m: JournaledModelClient(self.models.client_for(m.name, m.model_tier), journal, m.name, self.models.spec_for(m.model_tier)),
             tools_for=lambda m: [JournaledTool(t, journal, m.name, ctx.outbox) for t in self.tools.build(m.tools, ctx, m.name)],
         )
-        record.status, record.pending, record.error = "running", None, None
-        record.max_rounds = record.legs[-1].max_rounds
-        record.rounds_used = 0
-        start = [Event(type="status", round=record.total_rounds, content={"status": "running", "max_rounds": record.max_rounds})]
-        if message:
-            start.insert(0, Event(type="message", agent="user", round=record.total_rounds, content={"text": message}))
-        await self._save(record, start, on_update)
-
         self.active[session_id] = control
         committed, round_no = record.total_rounds, 0
         try:
@@ -138,14 +169,21 @@ class SessionRunner:
                     if not isinstance(item, BaseChatMessage):
                         continue
                     round_no += 1  # an agent's final message ends its turn
-                    if round_no > committed:  # a new round, not one replayed from the journal
+                    live = round_no > committed  # a new round, not one replayed from the journal
+                    if live:
                         leg.rounds += 1
-                        await self._commit_round(record, turn, round_no, team, journal, ctx, on_update)
-                        committed = round_no
+                        commit = self._round_commit(record, turn, round_no, team, journal, ctx, on_update)
                     else:  # replayed: its events and usage are already recorded
                         journal.take_usage()
                         journal.tool_events.clear()
                         ctx_events(ctx)
+                        commit = _nothing
+                    if current and round_step is not None:
+                        await round_step(round_no, commit)
+                    else:
+                        await commit()
+                    if live:
+                        committed = round_no
                     turn = []
             await self._finish(record, control, on_update)
         except asyncio.CancelledError:
@@ -153,6 +191,10 @@ class SessionRunner:
             record.status = "paused"
             await asyncio.shield(self._save(record, [Event(type="status", round=record.total_rounds, content={"status": "paused", "reason": "the call was cancelled"})], on_update))
             raise
+        except SessionCancelled as exc:
+            record.status, record.pending = "cancelled", None
+            _merge_usage(record, journal.take_usage())
+            await self._save(record, [*ctx_events(ctx), Event(type="status", round=record.total_rounds, content={"status": "cancelled", "reason": str(exc)})], on_update)
         except Exception as exc:  # provider failures, model misbehaviour, bugs: the session fails, its transcript stays
             error = _describe(journal.last_error or exc)
             log.warning("session %s failed: %s", session_id, error)
@@ -163,6 +205,7 @@ class SessionRunner:
             await self._save(record, [*ctx_events(ctx), *failure], on_update)
         finally:
             self.active.pop(session_id, None)
+            current_session.reset(token)
         return record
 
     def _check(self, record: SessionRecord, message: str | None, max_rounds: int | None) -> None:
@@ -182,8 +225,9 @@ class SessionRunner:
         work_dir.mkdir(parents=True, exist_ok=True)
         return SessionContext(session_id=record.id, work_dir=work_dir, settings=self.settings, state=record.meta, services=self.services)
 
-    async def _commit_round(self, record: SessionRecord, turn: list[Any], round_no: int, team: Any, journal: CallJournal,
-                            ctx: SessionContext, on_update: OnUpdate | None) -> None:
+    def _round_commit(self, record: SessionRecord, turn: list[Any], round_no: int, team: Any, journal: CallJournal,
+                      ctx: SessionContext, on_update: OnUpdate | None) -> Callable[[], Awaitable[None]]:
+        """The write of a round just played: its events, the route taken, usage, the session row."""
         events = ctx_events(ctx)
         for message in turn:
             if isinstance(message, ToolCallExecutionEvent):  # what a tool emitted goes before its result
@@ -194,10 +238,15 @@ class SessionRunner:
             if isinstance(agent, CopilotControl) and agent.last_decision is not None:
                 record.meta["route"] = agent.last_decision.as_dict()
                 agent.last_decision = None
-        record.rounds_used += 1
-        record.total_rounds = round_no
-        _merge_usage(record, journal.take_usage())
-        await self._save(record, events, on_update)
+        usage = journal.take_usage()
+
+        async def commit() -> None:
+            record.rounds_used += 1
+            record.total_rounds = round_no
+            _merge_usage(record, usage)
+            await self._save(record, events, on_update)
+
+        return commit
 
     async def _finish(self, record: SessionRecord, control: RoundControl, on_update: OnUpdate | None) -> None:
         outcome = control.outcome

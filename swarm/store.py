@@ -52,6 +52,12 @@ journal = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+executors = sa.Table(
+    "executors", metadata,
+    sa.Column("id", sa.String(128), primary_key=True),
+    sa.Column("seen_at", sa.Float, nullable=False),  # unix time of the last heartbeat
+)
+
 
 # Statements built once: only their parameters change per call (the hot path writes per round and per call).
 _UPDATE_SESSION = sessions.update().where(sessions.c.id == sa.bindparam("sid")).values(
@@ -68,6 +74,12 @@ class Store(Protocol):
     async def list_sessions(self, principal: str | None = None, limit: int = 100) -> list[SessionRecord]: ...
     async def save(self, record: SessionRecord, new_events: Sequence[Event] = ()) -> list[Event]: ...
     async def events(self, session_id: str, after_seq: int = 0) -> list[Event]: ...
+    async def running(self, kind: str = "copilot") -> list[SessionRecord]:
+        """Sessions recorded ``running`` (live somewhere, or left so by a crash)."""
+        query = sa.select(sessions.c.record).where(sessions.c.status == "running", sessions.c.kind == kind)
+        rows = await self._tx(lambda conn: conn.execute(query).all())
+        return [SessionRecord.model_validate_json(r[0]) for r in rows]
+
     async def journal_load(self, session_id: str) -> dict[int, tuple[str, str]]: ...
     async def journal_put(self, session_id: str, seq: int, *, agent: str, kind: str, name: str, request_hash: str, request: str, response: str) -> None: ...
     async def journal_truncate(self, session_id: str, from_seq: int) -> None: ...
@@ -233,6 +245,12 @@ class SqlStore:
         rows = await self._tx(lambda conn: conn.execute(query).all())
         return [Event.model_validate_json(r[0]) for r in rows]
 
+    async def running(self, kind: str = "copilot") -> list[SessionRecord]:
+        """Sessions recorded ``running`` (live somewhere, or left so by a crash)."""
+        query = sa.select(sessions.c.record).where(sessions.c.status == "running", sessions.c.kind == kind)
+        rows = await self._tx(lambda conn: conn.execute(query).all())
+        return [SessionRecord.model_validate_json(r[0]) for r in rows]
+
     async def journal_load(self, session_id: str) -> dict[int, tuple[str, str]]:
         """Every journaled call of a session: seq -> (request hash, response JSON)."""
         query = sa.select(journal.c.seq, journal.c.request_hash, journal.c.response).where(journal.c.session_id == session_id)
@@ -254,6 +272,52 @@ class SqlStore:
         query = sa.select(journal.c.seq, journal.c.agent, journal.c.kind, journal.c.name, journal.c.response).where(journal.c.session_id == session_id).order_by(journal.c.seq)
         rows = await self._tx(lambda conn: conn.execute(query).all())
         return [{"seq": r[0], "agent": r[1], "kind": r[2], "name": r[3], "response": json.loads(r[4])} for r in rows]
+
+
+class Heartbeats:
+    """Which processes (DBOS executors) on a database are alive: each writes its row every few seconds.
+
+    A row older than the takeover time belongs to a dead process: exactly one live process claims
+    it (a conditional delete) and recovers its sessions.
+    """
+
+    def __init__(self, store: SqlStore) -> None:
+        self.store = store
+
+    async def claim(self, executor_id: str, now_s: float, stale_before: float) -> bool:
+        """Take ``executor_id`` for this process unless a live process holds it."""
+        def op(conn: sa.Connection) -> bool:
+            taken = conn.execute(executors.update().where(executors.c.id == executor_id, executors.c.seen_at < stale_before).values(seen_at=now_s)).rowcount
+            if taken:
+                return True
+            if conn.execute(sa.select(executors.c.id).where(executors.c.id == executor_id)).first() is not None:
+                return False
+            conn.execute(executors.insert().values(id=executor_id, seen_at=now_s))
+            return True
+
+        try:
+            return await self.store._tx(op)
+        except sa.exc.IntegrityError:  # another process inserted it first
+            return False
+
+    async def beat(self, executor_id: str, now_s: float) -> None:
+        def op(conn: sa.Connection) -> None:
+            if conn.execute(executors.update().where(executors.c.id == executor_id).values(seen_at=now_s)).rowcount == 0:
+                conn.execute(executors.insert().values(id=executor_id, seen_at=now_s))
+
+        await self.store._tx(op)
+
+    async def dead(self, stale_before: float) -> list[str]:
+        rows = await self.store._tx(lambda conn: conn.execute(sa.select(executors.c.id).where(executors.c.seen_at < stale_before)).all())
+        return [r[0] for r in rows]
+
+    async def take_over(self, executor_id: str, stale_before: float) -> bool:
+        """Claim a dead executor's sessions: True for exactly one caller."""
+        stmt = executors.delete().where(executors.c.id == executor_id, executors.c.seen_at < stale_before)
+        return bool(await self.store._tx(lambda conn: conn.execute(stmt).rowcount))
+
+    async def leave(self, executor_id: str) -> None:
+        await self.store._tx(lambda conn: conn.execute(executors.delete().where(executors.c.id == executor_id)))
 
 
 def _row(record: SessionRecord) -> dict[str, Any]:

@@ -82,4 +82,4 @@ class ScriptedModels:
 def settings(tmp_path: Path) -> Any:
     from swarm.config import Settings
 
-    return Settings.from_env({"SWARM_MCP_HOME": str(tmp_path / "home")})
+    return Settings.from_env({"SWARM_MCP_HOME": str(tmp_path / "home"), "SWARM_MCP_DURABLE": "0"})

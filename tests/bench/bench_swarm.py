@@ -70,7 +70,7 @@ async def raw_swarm(turns: int) -> float:
 
 async def engine_swarm(turns: int, home: Path) -> float:
     script = Script(script_for(turns))
-    settings = Settings.from_env({"SWARM_MCP_HOME": str(home)})
+    settings = Settings.from_env({"SWARM_MCP_HOME": str(home), "SWARM_MCP_DURABLE": "0"})
     async with Engine(settings, models=Models(script), agents=AGENTS, tools=ToolRegistry()) as engine:
         record = await engine.create("go", max_rounds=turns + 1)
         start = time.perf_counter()

@@ -1,0 +1,255 @@
+"""Durable session runs on DBOS: crash-proof on SQLite, shared by replicas on one PostgreSQL.
+
+    a run (copilot or continue_copilot) = prepare the leg (store) -> enqueue workflow
+        ``swarm.session_leg(session_id, leg)`` on the shared queue, id ``<session_id>.leg<n>``
+    the workflow = the runner's ``run_leg``: every round of the leg is a DBOS step
+    kill -9 -> on launch DBOS recovers this executor's pending workflows; a replica silent for
+        ``takeover_seconds`` has its workflows recovered (re-enqueued) by exactly one live replica
+    cancel -> ``DBOS.cancel_workflow``: the run stops at its next round, on whichever replica
+
+Inside a leg, the journal (swarm/journal.py) records each model and tool call before its result is
+used; a recovered workflow replays the leg from it, so no completed call runs twice. A paused or
+waiting session holds no queue slot: each continue is a new leg, a new workflow. Status is
+published as the workflow event ``status``.
+
+DBOS is a process-wide singleton: one durable engine per process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import sqlite3
+import time
+from typing import Any, Awaitable, Callable
+
+from dbos import DBOS, DBOSConfig, SetWorkflowID
+from dbos._error import DBOSAwaitedWorkflowCancelledError, DBOSWorkflowCancelledError
+
+from .config import Settings
+from .errors import ConfigError, SessionCancelled, UserInputError
+from .runner import OnUpdate, SessionRunner
+from .session import SessionRecord
+from .store import Heartbeats, SqlStore
+
+log = logging.getLogger("swarm.durable")
+
+APP_VERSION = "swarm-mcp-durable-1"
+"""Pinned: a pending workflow is recovered only by processes of the same version. Bump it when the
+step sequence of a leg changes (a round step per round, the status events around them)."""
+QUEUE = "swarm-sessions"
+HEARTBEAT_SECONDS = 1.0
+POLL_SECONDS = 0.25
+"""How often a caller following a run on another replica reads its new events."""
+
+_current: "DurableRuns | None" = None
+
+
+@DBOS.workflow(name="swarm.session_leg")
+async def session_leg(session_id: str, leg: int) -> str:
+    """One leg of a session, as a workflow: recovered and replayed after any crash."""
+    if _current is None:
+        raise RuntimeError("swarm.session_leg ran in a process without a launched durable engine")
+    return await _current.execute(session_id, leg)
+
+
+def workflow_id(session_id: str, leg: int) -> str:
+    return f"{session_id}.leg{leg}"
+
+
+class _WalConnection(sqlite3.Connection):
+    """DBOS's SQLite system database in WAL mode (its default journal blocks readers on every write)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.execute("PRAGMA journal_mode=WAL")
+        self.execute("PRAGMA synchronous=NORMAL")
+
+
+def system_database(settings: Settings) -> tuple[str, dict[str, Any]]:
+    """DBOS's system database: a SQLite file beside the store, or the store's own PostgreSQL database."""
+    url = settings.db_url
+    if url.startswith("sqlite"):
+        settings.home.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{settings.home / 'dbos.sqlite'}", {"connect_args": {"factory": _WalConnection}}
+    if url.startswith("postgresql"):
+        return "postgresql://" + url.split("://", 1)[1], {}
+    raise ConfigError(f"durable sessions need SQLite or PostgreSQL; SWARM_MCP_DB={url!r} is neither (or set SWARM_MCP_DURABLE=0)")
+
+
+class DurableRuns:
+    """Runs sessions as DBOS workflows for one engine (the process's only one)."""
+
+    def __init__(self, settings: Settings, runner: SessionRunner, store: SqlStore) -> None:
+        self.settings = settings
+        self.runner = runner
+        self.store = store
+        self.heartbeats = Heartbeats(store)
+        self.executor_id = ""
+        self.queue: Any = None
+        self.attached: dict[str, OnUpdate] = {}
+        """Callers in this process following a session: its rounds reach them as they commit."""
+        self.executing: dict[str, asyncio.Task[Any]] = {}
+        """Legs whose workflow runs in this process."""
+        self._sweeper: asyncio.Task[None] | None = None
+
+    # ---- lifecycle ------------------------------------------------------------------------------
+
+    async def launch(self) -> None:
+        """Launch DBOS on this event loop (recovering this executor's pending runs) and start the heartbeat."""
+        global _current
+        if _current is not None:
+            raise ConfigError("a durable engine is already running in this process (DBOS is one per process)")
+        self.executor_id = await self._claim_executor_id()
+        url, engine_kwargs = system_database(self.settings)
+        config: DBOSConfig = {
+            "name": "swarm-mcp", "system_database_url": url, "db_engine_kwargs": engine_kwargs,
+            "application_version": APP_VERSION, "executor_id": self.executor_id, "log_level": "WARNING",
+            "notification_listener_polling_interval_sec": 0.1,
+        }
+        _current = self
+        try:
+            DBOS(config=config)
+            DBOS.launch()  # on the loop's thread: recovered and dequeued workflows run on this loop
+            self.queue = await DBOS.register_queue_async(QUEUE, worker_concurrency=self.settings.concurrency, polling_interval_sec=0.1)
+        except BaseException:
+            _current = None
+            DBOS.destroy()
+            raise
+        await self._adopt_orphans()
+        self._sweeper = asyncio.create_task(self._sweep(), name="swarm-durable-heartbeat")
+        log.info("durable sessions on %s as executor %s", url.split("@")[-1], self.executor_id)
+
+    async def close(self) -> None:
+        global _current
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+            self._sweeper = None
+        if _current is self:
+            _current = None
+            DBOS.destroy()
+            try:
+                await self.heartbeats.leave(self.executor_id)
+            except Exception:  # the store may be gone already; the row goes stale and is claimed
+                log.debug("could not remove heartbeat of %s", self.executor_id, exc_info=True)
+
+    async def _claim_executor_id(self) -> str:
+        now = time.time()
+        if self.settings.executor_id:  # a replica's fixed id: its operator keeps it unique
+            await self.heartbeats.beat(self.settings.executor_id, now)
+            return self.settings.executor_id
+        if await self.heartbeats.claim("local", now, now - self.settings.takeover_seconds):
+            return "local"
+        unique = f"{socket.gethostname()}-{os.getpid()}"  # another live process holds "local" on this database
+        await self.heartbeats.beat(unique, now)
+        return unique
+
+    async def _sweep(self) -> None:
+        """Heartbeat; recover the runs of replicas that went silent."""
+        while True:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            try:
+                now = time.time()
+                await self.heartbeats.beat(self.executor_id, now)
+                stale = now - self.settings.takeover_seconds
+                for dead in await self.heartbeats.dead(stale):
+                    if dead != self.executor_id and await self.heartbeats.take_over(dead, stale):
+                        handles = await asyncio.to_thread(DBOS._recover_pending_workflows, [dead])
+                        log.warning("executor %s went silent: recovered %d session run(s)", dead, len(handles))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("durable heartbeat failed; retrying")
+
+    async def _adopt_orphans(self) -> None:
+        """Enqueue the legs of sessions left ``running`` with no workflow (a crash between prepare and enqueue)."""
+        for record in await self.store.running():
+            if not record.legs:
+                continue
+            leg = len(record.legs) - 1
+            if await DBOS.get_workflow_status_async(workflow_id(record.id, leg)) is None:
+                log.info("session %s was left running with no workflow: enqueuing its leg %d", record.id, leg)
+                await self._enqueue(record.id, leg)
+
+    # ---- runs -----------------------------------------------------------------------------------
+
+    async def is_live(self, session_id: str, record: SessionRecord) -> bool:
+        """Whether the session's current leg has a workflow that has not ended (here or on a replica)."""
+        if record.status != "running" or not record.legs:
+            return False
+        status = await DBOS.get_workflow_status_async(workflow_id(session_id, len(record.legs) - 1))
+        return status is not None and status.status in ("PENDING", "ENQUEUED")
+
+    async def run(self, session_id: str, *, message: str | None = None, max_rounds: int | None = None,
+                  principal: str | None = None, on_update: OnUpdate | None = None) -> SessionRecord:
+        """Start (or continue) a session as a workflow and follow it to its end."""
+        record = await self.store.get_session(session_id, principal)
+        if session_id in self.attached or await self.is_live(session_id, record):
+            raise UserInputError(f"session {session_id} is already running; wait for it or cancel it first")
+        if on_update is not None:
+            self.attached[session_id] = on_update
+        try:
+            _record, leg = await self.runner.prepare(session_id, message=message, max_rounds=max_rounds, principal=principal, on_update=on_update)
+            handle = await self._enqueue(session_id, leg)
+            await self._follow(session_id, handle, on_update)
+        finally:
+            self.attached.pop(session_id, None)
+        return await self.store.get_session(session_id)
+
+    async def _enqueue(self, session_id: str, leg: int) -> Any:
+        with SetWorkflowID(workflow_id(session_id, leg)):
+            return await self.queue.enqueue_async(session_leg, session_id, leg)
+
+    async def _follow(self, session_id: str, handle: Any, on_update: OnUpdate | None) -> None:
+        """Wait for the workflow; relay the progress of a run on another replica from the store."""
+        result = asyncio.ensure_future(handle.get_result())
+        seen = (await self.store.get_session(session_id)).last_seq
+        try:
+            while True:
+                done, _ = await asyncio.wait({result}, timeout=POLL_SECONDS)
+                if on_update is not None and session_id not in self.executing:
+                    record = await self.store.get_session(session_id)
+                    if record.last_seq > seen:
+                        fresh = await self.store.events(session_id, seen)
+                        seen = record.last_seq
+                        await on_update(record, fresh)
+                if done:
+                    try:
+                        result.result()
+                    except (DBOSWorkflowCancelledError, DBOSAwaitedWorkflowCancelledError):
+                        pass  # cancel_session: the runner recorded it
+                    return
+        except asyncio.CancelledError:
+            task = self.executing.get(session_id)
+            if task is not None:  # the caller went away: stop the run here (recorded paused, resumable)
+                task.cancel()
+            result.cancel()
+            raise
+
+    async def execute(self, session_id: str, leg: int) -> str:
+        """The body of ``swarm.session_leg``, in this process."""
+        self.executing[session_id] = asyncio.current_task()  # type: ignore[assignment]
+        try:
+            await DBOS.set_event_async("status", "running")
+            record = await self.runner.run_leg(session_id, leg, on_update=self.attached.get(session_id), round_step=self._round_step)
+            if record.status != "cancelled":  # a cancelled workflow takes no more steps
+                await DBOS.set_event_async("status", record.status)
+            return record.status
+        finally:
+            self.executing.pop(session_id, None)
+
+    async def _round_step(self, round_no: int, commit: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await DBOS.run_step_async({"name": f"round-{round_no}"}, commit)
+        except DBOSWorkflowCancelledError:
+            raise SessionCancelled("cancel_session") from None
+
+    async def cancel(self, session_id: str, record: SessionRecord) -> bool:
+        """Cancel the session's running workflow, wherever it runs; False if none is running."""
+        if not await self.is_live(session_id, record):
+            return False
+        await DBOS.cancel_workflow_async(workflow_id(session_id, len(record.legs) - 1))
+        return True

@@ -1,0 +1,81 @@
+"""Sessions run as DBOS workflows (in this process, SQLite): rounds are steps, legs are workflows."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+from conftest import ScriptedModels
+from dbos import DBOS
+
+from phases import phase_tool_registry
+from swarm.durable import workflow_id
+from swarm.engine import Engine
+from swarm.errors import UserInputError
+from swarm.models.scripted import Script
+
+pytestmark = pytest.mark.anyio
+
+SCRIPT = [
+    {"agent": "copilot_control", "handoff": "planner"},
+    {"agent": "planner", "handoff": "controller"},
+    {"agent": "controller", "handoff": "researcher"},
+    {"agent": "researcher", "text": "Threads share memory; processes do not."},
+]
+
+
+def durable(settings: Any, **kw: Any) -> Any:
+    return dataclasses.replace(settings, durable=True, **kw)
+
+
+async def test_a_session_runs_as_a_workflow_whose_steps_are_its_rounds(settings: Any) -> None:
+    script = Script(SCRIPT)
+    async with Engine(durable(settings, executor_id="test-a"), tools=phase_tool_registry(), models=ScriptedModels(script)) as engine:
+        assert engine.durable.executor_id == "test-a"
+        record = await engine.create("Explain processes and threads, step by step", max_rounds=2)
+        updates: list[int] = []
+
+        async def on_update(rec: Any, events: list[Any]) -> None:
+            updates.append(rec.total_rounds)
+
+        record = await engine.run(record.id, on_update=on_update)
+        assert record.status == "paused" and record.total_rounds == 2
+        assert updates[-1] == 2 and 1 in updates  # rounds reached the caller as they committed
+        steps = await DBOS.list_workflow_steps_async(workflow_id(record.id, 0))
+        assert [s["function_name"] for s in steps if s["function_name"].startswith("round-")] == ["round-1", "round-2"]
+        assert await DBOS.get_event_async(workflow_id(record.id, 0), "status") == "paused"
+
+        record = await engine.run(record.id, message="go on")  # a continue is the next leg: a new workflow
+        assert record.status == "completed" and record.total_rounds == 4
+        steps = await DBOS.list_workflow_steps_async(workflow_id(record.id, 1))
+        assert [s["function_name"] for s in steps if s["function_name"].startswith("round-")] == ["round-3", "round-4"]
+        status = await DBOS.get_workflow_status_async(workflow_id(record.id, 1))
+        assert status is not None and status.status == "SUCCESS"
+        script.assert_exhausted()
+        events = await engine.transcript(record.id)
+        assert [e.seq for e in events] == list(range(1, len(events) + 1))
+        with pytest.raises(UserInputError, match="completed"):
+            await engine.run(record.id)
+
+
+async def test_a_leg_recovered_after_its_rounds_committed_repeats_nothing(settings: Any) -> None:
+    script = Script(SCRIPT)
+    async with Engine(durable(settings), tools=phase_tool_registry(), models=ScriptedModels(script)) as engine:
+        assert engine.durable.executor_id == "local"
+        record = await engine.create("Explain processes and threads, step by step")
+        record = await engine.run(record.id)
+        assert record.status == "completed"
+        before = len(await engine.transcript(record.id))
+        # Running the same leg's body again (as a recovery would) changes nothing and calls no model.
+        again = await engine.runner.run_leg(record.id, 0)
+        assert again.status == "completed" and len(await engine.transcript(record.id)) == before
+        script.assert_exhausted()
+
+
+async def test_a_second_durable_engine_in_one_process_is_refused(settings: Any, tmp_path: Any) -> None:
+    async with Engine(durable(settings), tools=phase_tool_registry(), models=ScriptedModels(Script([]))):
+        other = dataclasses.replace(settings, durable=True, home=tmp_path / "other", db_url=f"sqlite:///{tmp_path / 'other.db'}")
+        with pytest.raises(Exception, match="already running in this process"):
+            async with Engine(other, tools=phase_tool_registry(), models=ScriptedModels(Script([]))):
+                pass
