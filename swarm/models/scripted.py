@@ -13,6 +13,7 @@ Script entries (JSON objects):
   {"json": {...}}                                              text that is this JSON document
   {"error": "rate_limit" | "timeout" | "server_error" | "auth"} a provider failure
   {"hang": true}                                               block until cancelled (kill tests)
+  {"delay": 0.2, ...}                                          the model takes this long before it answers (latency)
 "agent" is optional; when given, a call from another agent is an error. "expect" (optional) is a
 substring that must appear in one of the last three messages of the request.
 """
@@ -102,6 +103,12 @@ class Script:
                     os.fsync(log.fileno())
             return entry
 
+    def peek_delay(self) -> float:
+        """The latency of the next entry, if the script gives one."""
+        with self._lock:
+            index = self.position()
+            return float(self.entries[index].get("delay", 0)) if index < len(self.entries) else 0.0
+
     def leftover(self) -> list[dict[str, Any]]:
         return self.entries[self.position():]
 
@@ -134,6 +141,9 @@ class ScriptedModelClient(ChatCompletionClient):
         extra_create_args: Mapping[str, Any] = {},
         cancellation_token: CancellationToken | None = None,
     ) -> CreateResult:
+        delay = self.script.peek_delay()
+        if delay:
+            await asyncio.sleep(delay)  # model latency: the call is made (and logged) when the answer comes
         last = messages[-1].content if messages else None
         tool_names = [t["name"] if isinstance(t, dict) else t.name for t in tools]
         recent = [str(m.content)[:4000] for m in messages[-3:]]
