@@ -24,7 +24,7 @@ from pydantic import BaseModel
 
 from swarm.errors import ConfigError
 
-from .runs import current_run
+from .runs import active_run
 
 REMOTE_CODE_ENV = "SWARM_MCP_REMOTE_CODE"
 CODE_TOOL = "execute_code"
@@ -55,7 +55,7 @@ class CodePolicy:
 
     def check_run(self, what: str) -> None:
         """Inside a run's task: refuse if the run was started by a remote call."""
-        run = current_run.get()
+        run = active_run()
         if run is not None and not self.allows(run.remote):
             raise CodeExecutionRefused(what)
 
@@ -101,7 +101,7 @@ def guard_registry(registry: Any, policy: CodePolicy) -> Any:
 
 def _phase_check(policy: CodePolicy, phase: str) -> Callable[[Any, dict[str, Any]], None]:
     def check(ctx: Any, args: dict[str, Any]) -> None:
-        run = current_run.get()
+        run = active_run()
         if run is not None:
             policy.check_phase(run.remote, phase, args, ctx.state)
 

@@ -4,8 +4,9 @@
 fake in tests). A tier resolves to ``sampling`` when it is configured so (``SWARM_MCP_MODEL=sampling``
 or a tier override), or when it is ``auto``, no provider key is configured (it would resolve to the
 embedded model) and the client of the current run offers sampling. Which client serves a run is
-known from ``server.runs.current_run``: each run's task carries its run in its context, so every
-agent - and every phase that asks the engine for a model - reaches that run's client.
+known from ``server.runs.active_run()``: each run's task carries its run in its context (and a durable
+leg, run in a task of DBOS's, finds it by session id), so every agent - and every phase that asks the
+engine for a model - reaches that run's client.
 
 Every client handed to a run is wrapped so that interrupting the run ends its in-flight model
 call (server/interruptible.py; see server/runs.py for why this is not ``Task.cancel()``).
@@ -18,7 +19,7 @@ from typing import Any
 
 from swarm.errors import ConfigError
 
-from .runs import current_run
+from .runs import active_run
 
 
 class ServerModels:
@@ -42,17 +43,21 @@ class ServerModels:
         """The tier's model spec for the current run (or, with ``client_samples``, for a run of such a client)."""
         spec = self.base.spec_for(tier)
         if client_samples is None:
-            run = current_run.get()
+            run = active_run()
             client_samples = run is not None and run.channel is not None
         if spec == "local" and self.configured(tier) == "auto" and client_samples:
             return "sampling"
         return spec
 
+    def samples(self) -> bool:
+        """Whether some tier of the current run is served by its client's own model (sampling)."""
+        return any(self.spec_for(t) == "sampling" for t in ("fast", "default", "strong"))
+
     def is_capable(self, tier: str) -> bool:
         return True if self.spec_for(tier) == "sampling" else self.base.is_capable(tier)
 
     def client_for(self, agent: str, tier: str) -> Any:
-        run = current_run.get()
+        run = active_run()
         if self.spec_for(tier) != "sampling":
             client = self.base.client_for(agent, tier)
         elif run is None or run.channel is None:

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
 from swarm.errors import ProviderError, UserInputError
+from swarm.session import current_session
 
 log = logging.getLogger("swarm_mcp.runs")
 
@@ -42,6 +43,20 @@ HEARTBEAT = 10.0
 
 current_run: contextvars.ContextVar["Run | None"] = contextvars.ContextVar("swarm_mcp_run", default=None)
 """The run whose task is current (read by server.models.ServerModels: its sampling channel, its interrupt)."""
+
+_by_session: dict[str, "Run"] = {}
+"""Every live run in this process by session id: a durable run's leg executes in a task DBOS starts,
+which does not inherit ``current_run``; it finds its run through ``swarm.session.current_session``."""
+
+
+def active_run() -> "Run | None":
+    """The run the current task works for (its own, or the one whose session leg it executes)."""
+    run = current_run.get()
+    if run is None:
+        sid = current_session.get()
+        run = _by_session.get(sid) if sid is not None else None
+    return run
+
 
 PAUSED_BY_CALLER = "the call that was following the session was cancelled"
 
@@ -163,7 +178,7 @@ class RunRegistry:
 
     async def start(self, engine: Any, session_id: str, *, principal: str, message: str | None = None,
                     max_rounds: int | None = None, channel: Callable[[Run], Any] | None = None, work: Work | None = None,
-                    remote: bool = False) -> Run:
+                    remote: bool = False, watch: bool = False) -> Run:
         """Start a run of the session as a background task: the swarm (``engine.run``), or a phase step
         (``work``); return once it is running.
 
@@ -177,9 +192,10 @@ class RunRegistry:
         run.channel = channel(run) if channel is not None else None
         context = contextvars.copy_context()
         context.run(current_run.set, run)
-        drive = self._drive(engine, run, message, max_rounds) if work is None else self._drive_phase(engine, run, work)
+        drive = self._drive(engine, run, message, max_rounds, watch) if work is None else self._drive_phase(engine, run, work)
         run.task = asyncio.create_task(drive, name=f"run-{session_id}", context=context)
         self._runs[session_id] = run
+        _by_session[session_id] = run
         run.task.add_done_callback(lambda _t: self._finished(run))
         started = asyncio.ensure_future(run._started.wait())
         try:
@@ -193,7 +209,7 @@ class RunRegistry:
             raise run.task.exception()  # type: ignore[misc]
         return run
 
-    async def _drive(self, engine: Any, run: Run, message: str | None, max_rounds: int | None) -> Any:
+    async def _drive(self, engine: Any, run: Run, message: str | None, max_rounds: int | None, watch: bool = False) -> Any:
         async def on_update(record: Any, events: list[Any]) -> None:
             run.record = record
             run.recent.extend(events)
@@ -205,7 +221,15 @@ class RunRegistry:
                 except Exception:  # notifications must never fail a session
                     log.exception("update hook failed for session %s", run.session_id)
 
-        record = await engine.run(run.session_id, message=message, max_rounds=max_rounds, principal=run.principal, on_update=on_update)
+        if watch:  # a durable run of the session on another replica: follow it through the store
+            run._started.set()
+            record = await engine.watch(run.session_id, on_update)
+            run.record = record
+            return record
+        # A run whose model is its caller's own (sampling through this connection) stays in this process.
+        samples = getattr(engine.models, "samples", None)
+        local = run.channel is not None and samples is not None and samples()
+        record = await engine.run(run.session_id, message=message, max_rounds=max_rounds, principal=run.principal, on_update=on_update, local=local)
         if run.stop_reason == "pause" and record.status == "failed":  # interrupted on purpose: resumable, not failed
             from swarm.events import Event
 
@@ -234,6 +258,8 @@ class RunRegistry:
     def _finished(self, run: Run) -> None:
         if self._runs.get(run.session_id) is run:
             del self._runs[run.session_id]
+        if _by_session.get(run.session_id) is run:
+            del _by_session[run.session_id]
         for pending in list(run.requests.values()):
             if not pending.future.done():
                 pending.future.cancel()

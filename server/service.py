@@ -158,6 +158,13 @@ class SwarmService:
             return await self.follow(call, session_id, wait)
         if record.status == "waiting_input" and not message and call.can_elicit:
             return await self.follow(call, session_id, wait)  # asks the pending question through elicitation
+        if record.status == "running" and engine.durable is not None and not is_phase_session(record) \
+                and await engine.durable.is_live(session_id, record):  # running on another replica (or recovering)
+            if message:
+                raise UserInputError(f"session {session_id} is still running: call continue_copilot(session_id='{session_id}') without a "
+                                     "message to wait for it, and send your message once it stops (or cancel_session first)")
+            await self.runs.start(engine, session_id, principal=call.principal, watch=True)
+            return await self.follow(call, session_id, wait)
         self._check_sampling(call)
         if is_phase_session(record):
             from .phases import resume
@@ -181,10 +188,17 @@ class SwarmService:
         engine = await self.engine()
         record = await engine.get(session_id, call.principal)
         run = self.runs.get(session_id)
+        if run is not None and not run.done and not engine.runner.active.get(session_id) and engine.durable is not None:
+            run = None  # only watching a run on another replica: cancel it there
         if run is not None and not run.done:
-            engine.runner.cancel(session_id)  # stop at the next round boundary, and end the in-flight model call now
+            await engine.cancel(session_id)  # stop at the next round boundary, and end the in-flight model call now
             await self.runs.stop(run, "cancel", self.cancel_grace)
             record = await engine.get(session_id, call.principal)
+        elif record.status == "running" and engine.durable is not None and await engine.cancel(session_id, call.principal):
+            record = await self._await_stop(engine, session_id, call.principal)
+            if record.status == "running":
+                return self.result(record, note=f"Cancel requested: session {session_id} runs on another replica and stops at the end of its "
+                                                "current round; session_status shows when it has.")
         if record.status == "completed":
             return self.result(record, note=f"Session {session_id} had already completed; nothing to cancel. Its result and transcript stay readable.")
         if record.status != "cancelled":
@@ -195,6 +209,18 @@ class SwarmService:
             await self.notifier.updated(transcript_uri(session_id), transcript_md_uri(session_id), session_uri(session_id), SESSIONS_URI,
                                         owner=record.principal)
         return self.result(record)
+
+    async def _await_stop(self, engine: Any, session_id: str, principal: str) -> Any:
+        """After a cross-replica cancel: the session's record once it stopped, or still running after the grace period."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(self.cancel_grace, 5.0)
+        while True:
+            record = await engine.get(session_id, principal)
+            if record.status != "running" or loop.time() >= deadline:
+                return record
+            if not await engine.durable.runs_elsewhere(session_id, record):  # never dequeued, or its replica is gone
+                return record
+            await asyncio.sleep(0.1)
 
     async def resolve(self, call: Call, session_id: str, approval_id: str, decision: str, feedback: str | None, wait: float) -> Outcome:
         engine = await self.engine()

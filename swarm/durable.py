@@ -184,24 +184,36 @@ class DurableRuns:
         return status is not None and status.status in ("PENDING", "ENQUEUED")
 
     async def run(self, session_id: str, *, message: str | None = None, max_rounds: int | None = None,
-                  principal: str | None = None, on_update: OnUpdate | None = None) -> SessionRecord:
-        """Start (or continue) a session as a workflow and follow it to its end."""
+                  principal: str | None = None, on_update: OnUpdate | None = None, local: bool = False) -> SessionRecord:
+        """Start (or continue) a session as a workflow and follow it to its end (``local``: run it in this process)."""
         record = await self.store.get_session(session_id, principal)
         if session_id in self.attached or await self.is_live(session_id, record):
-            raise UserInputError(f"session {session_id} is already running; wait for it or cancel it first")
+            if message is None and max_rounds is None:  # running elsewhere, or awaiting recovery: follow it
+                return await self.watch(session_id, on_update)
+            raise UserInputError(f"session {session_id} is still running; wait for it (continue without a message) or cancel it first")
         if on_update is not None:
             self.attached[session_id] = on_update
         try:
             _record, leg = await self.runner.prepare(session_id, message=message, max_rounds=max_rounds, principal=principal, on_update=on_update)
-            handle = await self._enqueue(session_id, leg)
+            handle = await self._enqueue(session_id, leg, local=local)
             await self._follow(session_id, handle, on_update)
         finally:
             self.attached.pop(session_id, None)
         return await self.store.get_session(session_id)
 
-    async def _enqueue(self, session_id: str, leg: int) -> Any:
+    async def _enqueue(self, session_id: str, leg: int, local: bool = False) -> Any:
         with SetWorkflowID(workflow_id(session_id, leg)):
+            if local:
+                return await DBOS.start_workflow_async(session_leg, session_id, leg)
             return await self.queue.enqueue_async(session_leg, session_id, leg)
+
+    async def watch(self, session_id: str, on_update: OnUpdate | None = None) -> SessionRecord:
+        """Follow the session's current leg wherever it runs, until it ends."""
+        record = await self.store.get_session(session_id)
+        if await self.is_live(session_id, record):
+            handle = await DBOS.retrieve_workflow_async(workflow_id(session_id, len(record.legs) - 1))
+            await self._follow(session_id, handle, on_update)
+        return await self.store.get_session(session_id)
 
     async def _follow(self, session_id: str, handle: Any, on_update: OnUpdate | None) -> None:
         """Wait for the workflow; relay the progress of a run on another replica from the store."""
@@ -246,6 +258,16 @@ class DurableRuns:
             await DBOS.run_step_async({"name": f"round-{round_no}"}, commit)
         except DBOSWorkflowCancelledError:
             raise SessionCancelled("cancel_session") from None
+
+    async def runs_elsewhere(self, session_id: str, record: SessionRecord) -> bool:
+        """Whether a live replica other than this one executes (or just executed) the session's current leg."""
+        if not record.legs:
+            return False
+        status = await DBOS.get_workflow_status_async(workflow_id(session_id, len(record.legs) - 1))
+        owner = status.executor_id if status is not None else None
+        if not owner or owner == self.executor_id or status.status == "ENQUEUED":
+            return False
+        return owner in await self.heartbeats.alive(time.time() - self.settings.takeover_seconds)
 
     async def cancel(self, session_id: str, record: SessionRecord) -> bool:
         """Cancel the session's running workflow, wherever it runs; False if none is running."""

@@ -83,10 +83,14 @@ class Engine:
         return record
 
     async def run(self, session_id: str, *, message: str | None = None, max_rounds: int | None = None,
-                  principal: str | None = None, on_update: OnUpdate | None = None) -> SessionRecord:
-        """Run (or resume) a session until it completes, waits for the user, pauses or fails."""
+                  principal: str | None = None, on_update: OnUpdate | None = None, local: bool = False) -> SessionRecord:
+        """Run (or resume) a session until it completes, waits for the user, pauses or fails.
+
+        Durable runs go through the shared queue (any replica may run them); ``local`` keeps the run
+        in this process (its model is the caller's own, through this connection).
+        """
         if self.durable is not None:
-            return await self.durable.run(session_id, message=message, max_rounds=max_rounds, principal=principal, on_update=on_update)
+            return await self.durable.run(session_id, message=message, max_rounds=max_rounds, principal=principal, on_update=on_update, local=local)
         return await self.runner.run(session_id, message=message, max_rounds=max_rounds, principal=principal, on_update=on_update)
 
     async def cancel(self, session_id: str, principal: str | None = None) -> bool:
@@ -96,6 +100,12 @@ class Engine:
         if self.durable is not None:
             stopped = await self.durable.cancel(session_id, record) or stopped
         return stopped
+
+    async def watch(self, session_id: str, on_update: OnUpdate | None = None) -> SessionRecord:
+        """Follow a durable run of the session that runs elsewhere (another replica) until it ends."""
+        if self.durable is None:
+            return await self.store.get_session(session_id)
+        return await self.durable.watch(session_id, on_update)
 
     async def get(self, session_id: str, principal: str | None = None) -> SessionRecord:
         return await self.store.get_session(session_id, principal)

@@ -13,7 +13,6 @@ failure, a client that went away and a kill -9 are all resumed the same way.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 import uuid
 from typing import Any, Awaitable, Callable, Mapping, Protocol
@@ -29,7 +28,7 @@ from .events import Event, Usage, events_from_message
 from .journal import CallJournal, JournaledModelClient, JournaledTool
 from .manifest import AgentManifest
 from .router import OfflineRouter
-from .session import Leg, PendingApproval, SessionRecord
+from .session import Leg, PendingApproval, SessionRecord, current_session
 from .store import Store
 from .team import ROUTER_AGENT, CopilotControl, RoundControl, build_team
 from .tools import SessionContext, ToolRegistry
@@ -39,9 +38,6 @@ log = logging.getLogger("swarm.runner")
 OnUpdate = Callable[[SessionRecord, list[Event]], Awaitable[None]]
 RoundStep = Callable[[int, Callable[[], Awaitable[None]]], Awaitable[None]]
 """``(round_no, commit)``: runs a round's commit (the durable runner wraps it in a workflow step)."""
-
-current_session: contextvars.ContextVar[str | None] = contextvars.ContextVar("swarm_session", default=None)
-"""The session whose leg the current task is running (model sources read it to find the run's caller)."""
 
 
 async def _nothing() -> None:

@@ -311,6 +311,10 @@ class Heartbeats:
         rows = await self.store._tx(lambda conn: conn.execute(sa.select(executors.c.id).where(executors.c.seen_at < stale_before)).all())
         return [r[0] for r in rows]
 
+    async def alive(self, stale_before: float) -> set[str]:
+        rows = await self.store._tx(lambda conn: conn.execute(sa.select(executors.c.id).where(executors.c.seen_at >= stale_before)).all())
+        return {r[0] for r in rows}
+
     async def take_over(self, executor_id: str, stale_before: float) -> bool:
         """Claim a dead executor's sessions: True for exactly one caller."""
         stmt = executors.delete().where(executors.c.id == executor_id, executors.c.seen_at < stale_before)
