@@ -66,6 +66,7 @@ class SwarmService:
         self.status_cache: StatusCache | None = None
         self.notifier = Notifier(bus)
         self.runs = RunRegistry(on_update=self._on_update)
+        self._replicas: asyncio.Task[None] | None = None
 
     # ---- lifecycle ------------------------------------------------------------------------------
 
@@ -89,6 +90,8 @@ class SwarmService:
                     await engine.__aenter__()
                     self.status_cache = StatusCache(settings.db_url)
                     self._engine = engine
+                    if engine.durable is not None and not engine.store.is_sqlite:
+                        self._replicas = asyncio.create_task(self._watch_replicas(engine), name="swarm-replica-updates")
         return self._engine
 
     @asynccontextmanager
@@ -103,6 +106,10 @@ class SwarmService:
                 await self.aclose()
 
     async def aclose(self) -> None:
+        if self._replicas is not None:
+            self._replicas.cancel()
+            await asyncio.gather(self._replicas, return_exceptions=True)
+            self._replicas = None
         await self.runs.shutdown()
         await self.notifier.aclose()
         engine, self._engine = self._engine, None
@@ -123,6 +130,31 @@ class SwarmService:
         if any(e.type == "status" for e in events):
             uris.append(SESSIONS_URI)
         await self.notifier.updated(*uris, owner=record.principal)
+
+    async def _watch_replicas(self, engine: Any, every: float = 0.5) -> None:
+        """Scale-out: sessions that other replicas run change in the shared store; tell this replica's subscribers."""
+        from datetime import timedelta
+
+        from swarm.events import now
+
+        seen: dict[str, int] = {}
+        since = now()
+        while True:
+            await asyncio.sleep(every)
+            try:
+                stamp = now()
+                rows = await engine.store.changed_since(since - timedelta(seconds=5))
+                previous, seen = seen, {sid: last_seq for sid, _p, last_seq, _s in rows}
+                for sid, principal, last_seq, _status in rows:
+                    if previous.get(sid, -1) == last_seq or sid in engine.durable.attached:
+                        continue  # unchanged, or followed here: its rounds are announced as they commit
+                    uris = [transcript_uri(sid), transcript_md_uri(sid), session_uri(sid)]
+                    await self.notifier.updated(*uris, SESSIONS_URI, owner=principal)
+                since = stamp
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("watching other replicas' sessions failed; retrying")
 
     # ---- operations -----------------------------------------------------------------------------
 

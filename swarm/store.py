@@ -74,6 +74,12 @@ class Store(Protocol):
     async def list_sessions(self, principal: str | None = None, limit: int = 100) -> list[SessionRecord]: ...
     async def save(self, record: SessionRecord, new_events: Sequence[Event] = ()) -> list[Event]: ...
     async def events(self, session_id: str, after_seq: int = 0) -> list[Event]: ...
+    async def changed_since(self, since: Any) -> list[tuple[str, str, int, str]]:
+        """``(id, principal, last_seq, status)`` of the sessions written at or after ``since`` (a datetime)."""
+        query = sa.select(sessions.c.id, sessions.c.principal, sessions.c.last_seq, sessions.c.status).where(sessions.c.updated_at >= since)
+        rows = await self._tx(lambda conn: conn.execute(query).all())
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
+
     async def running(self, kind: str = "copilot") -> list[SessionRecord]:
         """Sessions recorded ``running`` (live somewhere, or left so by a crash)."""
         query = sa.select(sessions.c.record).where(sessions.c.status == "running", sessions.c.kind == kind)
@@ -244,6 +250,12 @@ class SqlStore:
         query = sa.select(events.c.body).where(events.c.session_id == session_id, events.c.seq > after_seq).order_by(events.c.seq)
         rows = await self._tx(lambda conn: conn.execute(query).all())
         return [Event.model_validate_json(r[0]) for r in rows]
+
+    async def changed_since(self, since: Any) -> list[tuple[str, str, int, str]]:
+        """``(id, principal, last_seq, status)`` of the sessions written at or after ``since`` (a datetime)."""
+        query = sa.select(sessions.c.id, sessions.c.principal, sessions.c.last_seq, sessions.c.status).where(sessions.c.updated_at >= since)
+        rows = await self._tx(lambda conn: conn.execute(query).all())
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
 
     async def running(self, kind: str = "copilot") -> list[SessionRecord]:
         """Sessions recorded ``running`` (live somewhere, or left so by a crash)."""
