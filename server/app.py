@@ -66,10 +66,16 @@ continue_copilot(session_id, message) or resolve_approval. Transcripts are resou
 
 
 def build_server(settings: Any = None, *, models: Any = None, service: SwarmService | None = None,
-                 name: str = "swarm-mcp", log_level: str = "WARNING", **service_options: Any) -> MCPServer:
-    """The swarm-mcp MCP server. ``models`` replaces the engine's model source (tests pass fakes)."""
+                 name: str = "swarm-mcp", log_level: str = "WARNING", open_engine: float | None = None,
+                 **service_options: Any) -> MCPServer:
+    """The swarm-mcp MCP server. ``models`` replaces the engine's model source (tests pass fakes).
+
+    ``open_engine``: when serving starts, open the engine (resuming durable sessions a crash left
+    running) at once (0) or that many seconds later in the background; None: at first use.
+    """
     bus = PrincipalBus()
     service = service or SwarmService(settings, models=models, bus=bus, **service_options)
+    service.open_after = open_engine
     if service.notifier.bus is None:
         service.notifier.bus = bus
     check = ArgumentCheck()
@@ -265,7 +271,12 @@ def quiet_autogen(verbose: bool) -> None:
         logging.getLogger("autogen_core").setLevel(logging.CRITICAL)
 
 
+STDIO_OPEN_AFTER = 1.0
+"""Seconds after start-up a stdio server opens its engine in the background (DBOS and autogen
+imports stay off the cold start that clients wait on; running sessions resume after it)."""
+
+
 def serve_stdio(settings: Any = None, *, verbose: bool = False) -> None:
     """Serve on stdin/stdout until the client closes the connection (logs go to stderr, never stdout)."""
     quiet_autogen(verbose)
-    build_server(settings).run("stdio")
+    build_server(settings, open_engine=STDIO_OPEN_AFTER).run("stdio")

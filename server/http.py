@@ -264,7 +264,7 @@ def serve_http(settings: HttpSettings, *, verbose: bool = False, mcp: Any = None
     from .app import build_server, quiet_autogen
 
     quiet_autogen(verbose)
-    mcp = mcp or build_server()
+    mcp = mcp or build_server(open_engine=0)  # launched in the lifespan: sessions a crash left running resume
     app = build_app(mcp, settings)  # refuses a bad configuration before binding anything
     sock = bind(settings.host, settings.port)
     host, port = sock.getsockname()[:2]

@@ -67,6 +67,9 @@ class SwarmService:
         self.notifier = Notifier(bus)
         self.runs = RunRegistry(on_update=self._on_update)
         self._replicas: asyncio.Task[None] | None = None
+        self.open_after: float | None = None
+        """Open the engine when serving starts (0: before serving; > 0: this many seconds later, in the
+        background); None: at the first call that needs it."""
 
     # ---- lifecycle ------------------------------------------------------------------------------
 
@@ -98,12 +101,29 @@ class SwarmService:
     async def serving(self) -> AsyncIterator["SwarmService"]:
         """Held while a transport serves; the last one out stops the runs (paused) and closes the engine."""
         self._users += 1
+        opening: asyncio.Task[Any] | None = None
+        if self._users == 1 and self.open_after is not None:
+            # Durable sessions left running by a crash resume once the engine (and DBOS) is up.
+            if self.open_after <= 0:
+                await self.engine()
+            else:  # stdio: off the cold-start path, once the client has had its first answers
+                opening = asyncio.create_task(self._open_later(self.open_after), name="swarm-open-engine")
         try:
             yield self
         finally:
+            if opening is not None and not opening.done():
+                opening.cancel()
+                await asyncio.gather(opening, return_exceptions=True)
             self._users -= 1
             if self._users == 0:
                 await self.aclose()
+
+    async def _open_later(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        try:
+            await self.engine()
+        except Exception:  # the first call that needs the engine reports the problem to its client
+            log.warning("could not open the engine in the background", exc_info=True)
 
     async def aclose(self) -> None:
         if self._replicas is not None:
