@@ -105,7 +105,7 @@ class SwarmService:
         if self._users == 1 and self.open_after is not None:
             # Durable sessions left running by a crash resume once the engine (and DBOS) is up.
             if self.open_after <= 0:
-                await self.engine()
+                await self._open_later(0)
             else:  # stdio: off the cold-start path, once the client has had its first answers
                 opening = asyncio.create_task(self._open_later(self.open_after), name="swarm-open-engine")
         try:
@@ -119,7 +119,8 @@ class SwarmService:
                 await self.aclose()
 
     async def _open_later(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
+        if seconds > 0:
+            await asyncio.sleep(seconds)
         try:
             await self.engine()
         except Exception:  # the first call that needs the engine reports the problem to its client
