@@ -153,6 +153,7 @@ class SessionRunner:
         )
         self.active[session_id] = control
         committed, round_no = record.total_rounds, 0
+        cancelled: SessionCancelled | None = None
         try:
             for index, leg in enumerate(record.legs):
                 current = index == len(record.legs) - 1
@@ -160,6 +161,8 @@ class SessionRunner:
                 turn: list[Any] = []
                 async for item in team.run_stream(task=leg_task(record, leg)):
                     if isinstance(item, TaskResult) or item.source in ("user", "round_control"):
+                        continue
+                    if cancelled is not None:  # cancelled elsewhere: let the team stop at its turn's end, record nothing
                         continue
                     turn.append(item)
                     if not isinstance(item, BaseChatMessage):
@@ -175,12 +178,18 @@ class SessionRunner:
                         ctx_events(ctx)
                         commit = _nothing
                     if current and round_step is not None:
-                        await round_step(round_no, commit)
+                        try:
+                            await round_step(round_no, commit)
+                        except SessionCancelled as exc:  # the team must not run on unobserved: stop it first
+                            cancelled, control.cancel = exc, True
+                            continue
                     else:
                         await commit()
                     if live:
                         committed = round_no
                     turn = []
+                if cancelled is not None:
+                    raise cancelled
             await self._finish(record, control, on_update)
         except asyncio.CancelledError:
             # The caller went away: the session stays paused and resumable; the cancel goes on.
