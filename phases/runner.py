@@ -24,6 +24,7 @@ from swarm.events import Event, Usage, now
 from swarm.journal import CallJournal
 from swarm.session import PendingApproval, SessionRecord
 from swarm.tools import SessionContext
+from swarm.workers import register
 
 from .context import PhaseContext, PhaseFailed, WaitingForApproval, clip, describe
 from .models import PhaseResult
@@ -35,6 +36,8 @@ ACTIVE = "phases.active"
 SANDBOX = "phases.sandbox"
 """engine.services key: an optional swarm.sandbox.SandboxConfig for the code phases run (default limits otherwise)."""
 TOOL_RESULT_CHARS = 6000
+WORK_KIND = "phase"
+"""The kind of session work (swarm.workers) a phase run is to a durable engine."""
 SYNONYMS = {"modify": "revise", "approved": "approve", "accept": "approve", "rejected": "reject", "cancel": "abort"}
 
 
@@ -137,21 +140,58 @@ def normalize(decision: str, feedback: str | None, pending: PendingApproval) -> 
 
 
 async def drive(engine: Any, record: SessionRecord, phase: Phase, run: dict[str, Any]) -> PhaseResult:
-    """Run (or re-run from the journal) one phase run until it completes, waits, or fails; save it."""
+    """Run (or re-run from the journal) one phase run until it completes, waits, or fails; save it.
+
+    On a durable engine the run is played as a workflow (``swarm.session_work``): a crash mid-run
+    resumes it by itself, replaying its journal. Inside a workflow (a phase called as a swarm tool)
+    it plays inline, as part of that workflow.
+    """
     active: set[str] = engine.services.setdefault(ACTIVE, set())
     if record.id in active or record.id in engine.runner.active:
+        raise UserInputError(f"session {record.id} is already running; wait for it to finish")
+    durable = getattr(engine, "durable", None)
+    if durable is not None:
+        from swarm.durable import in_workflow
+
+        if not in_workflow():
+            run["drives"] = run.get("drives", 0) + 1
+            run["workflow"] = f"{record.id}.{run['id']}.{run['drives']}"
+            await _start(engine, record, phase, run)
+            await durable.run_work(WORK_KIND, record.id, run["workflow"], local=True)
+            record = await engine.get(record.id)
+            return result_of(record, last_run(record), phase.name)
+    await _start(engine, record, phase, run)
+    return await _play(engine, record, phase, run)
+
+
+async def _start(engine: Any, record: SessionRecord, phase: Phase, run: dict[str, Any]) -> None:
+    record.status, record.pending, record.error = "running", None, None
+    run.update(status="running", pending=None, error=None, retryable=False)
+    run.setdefault("round_base", record.total_rounds)
+    await engine.store.save(record, [Event(type="status", round=record.total_rounds, content={"status": "running", "phase": phase.name, "run": run["id"]})])
+
+
+async def play_last(engine: Any, session_id: str) -> str:
+    """The durable worker: play the session's last phase run if it is still running (after a crash, again)."""
+    record = await engine.get(session_id)
+    run = last_run(record)
+    if run is None or record.status != "running" or run["status"] != "running":
+        return record.status
+    result = await _play(engine, record, get_phase(run["name"]), run)
+    return result.status
+
+
+async def _play(engine: Any, record: SessionRecord, phase: Phase, run: dict[str, Any]) -> PhaseResult:
+    active: set[str] = engine.services.setdefault(ACTIVE, set())
+    if record.id in active:
         raise UserInputError(f"session {record.id} is already running; wait for it to finish")
     active.add(record.id)
     try:
         journal = await CallJournal.load(engine.store, journal_id(record.id, run["id"]))
         work_dir = Path(record.meta.get("work_dir") or engine.settings.work_root / record.id)
         work_dir.mkdir(parents=True, exist_ok=True)
-        run.setdefault("round_base", record.total_rounds)
         pctx = PhaseContext(engine=engine, session_id=record.id, work_dir=work_dir, state=record.meta, journal=journal, run_id=run["id"],
                             answers=run["answers"], replayed_events=run["events"], round_base=run["round_base"], sandbox=engine.services.get(SANDBOX))
-        record.status, record.pending, record.error = "running", None, None
-        run.update(status="running", pending=None, error=None, retryable=False)
-        await engine.store.save(record, [Event(type="status", round=record.total_rounds, content={"status": "running", "phase": phase.name, "run": run["id"]})])
         extra: list[Event] = []
         try:
             run["output"] = await phase.execute(pctx, phase.params.model_validate(run["params"]))
@@ -239,3 +279,6 @@ async def run_as_tool(phase: Phase, ctx: SessionContext, params: BaseModel) -> s
             for model, item in journal.take_usage().items():  # the engine's own accounting of the phase's calls
                 outer.usage[model] = outer.usage.get(model, Usage()) + item
     return clip(json.dumps(reply, default=str), TOOL_RESULT_CHARS)
+
+
+register(WORK_KIND, play_last)

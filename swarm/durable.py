@@ -31,7 +31,7 @@ from dbos._error import DBOSAwaitedWorkflowCancelledError, DBOSWorkflowCancelled
 from .config import Settings
 from .errors import ConfigError, SessionCancelled, UserInputError
 from .runner import OnUpdate, SessionRunner
-from .session import SessionRecord
+from .session import SessionRecord, current_session
 from .store import Heartbeats, SqlStore
 
 log = logging.getLogger("swarm.durable")
@@ -55,8 +55,29 @@ async def session_leg(session_id: str, leg: int) -> str:
     return await _current.execute(session_id, leg)
 
 
+@DBOS.workflow(name="swarm.session_work")
+async def session_work(kind: str, session_id: str) -> str:
+    """Other work of a session (a phase run), as a workflow: recovered and replayed after any crash."""
+    if _current is None:
+        raise RuntimeError("swarm.session_work ran in a process without a launched durable engine")
+    return await _current.execute_work(kind, session_id)
+
+
 def workflow_id(session_id: str, leg: int) -> str:
     return f"{session_id}.leg{leg}"
+
+
+def current_workflow(record: SessionRecord) -> str | None:
+    """The id of the workflow that runs (or ran) the session's latest work."""
+    if str(record.kind).startswith("phase:"):
+        runs = record.meta.get("phase_runs") or []
+        return runs[-1].get("workflow") if runs else None
+    return workflow_id(record.id, len(record.legs) - 1) if record.legs else None
+
+
+def in_workflow() -> bool:
+    """Whether the current task runs a workflow's body (work started there runs inline, not as another workflow)."""
+    return DBOS.workflow_id is not None
 
 
 class _WalConnection(sqlite3.Connection):
@@ -82,8 +103,9 @@ def system_database(settings: Settings) -> tuple[str, dict[str, Any]]:
 class DurableRuns:
     """Runs sessions as DBOS workflows for one engine (the process's only one)."""
 
-    def __init__(self, settings: Settings, runner: SessionRunner, store: SqlStore) -> None:
+    def __init__(self, settings: Settings, runner: SessionRunner, store: SqlStore, engine: Any = None) -> None:
         self.settings = settings
+        self.engine = engine
         self.runner = runner
         self.store = store
         self.heartbeats = Heartbeats(store)
@@ -178,9 +200,10 @@ class DurableRuns:
 
     async def is_live(self, session_id: str, record: SessionRecord) -> bool:
         """Whether the session's current leg has a workflow that has not ended (here or on a replica)."""
-        if record.status != "running" or not record.legs:
+        wid = current_workflow(record)
+        if record.status != "running" or wid is None:
             return False
-        status = await DBOS.get_workflow_status_async(workflow_id(session_id, len(record.legs) - 1))
+        status = await DBOS.get_workflow_status_async(wid)
         return status is not None and status.status in ("PENDING", "ENQUEUED")
 
     async def run(self, session_id: str, *, message: str | None = None, max_rounds: int | None = None,
@@ -211,7 +234,7 @@ class DurableRuns:
         """Follow the session's current leg wherever it runs, until it ends."""
         record = await self.store.get_session(session_id)
         if await self.is_live(session_id, record):
-            handle = await DBOS.retrieve_workflow_async(workflow_id(session_id, len(record.legs) - 1))
+            handle = await DBOS.retrieve_workflow_async(current_workflow(record))  # type: ignore[arg-type]
             await self._follow(session_id, handle, on_update)
         return await self.store.get_session(session_id)
 
@@ -253,6 +276,30 @@ class DurableRuns:
         finally:
             self.executing.pop(session_id, None)
 
+    async def run_work(self, kind: str, session_id: str, key: str, *, local: bool = False) -> None:
+        """Play a session's prepared work (``swarm.workers``) as the workflow ``key`` and wait for it to end."""
+        with SetWorkflowID(key):
+            if local:
+                handle = await DBOS.start_workflow_async(session_work, kind, session_id)
+            else:
+                handle = await self.queue.enqueue_async(session_work, kind, session_id)
+        await self._follow(session_id, handle, None)
+
+    async def execute_work(self, kind: str, session_id: str) -> str:
+        """The body of ``swarm.session_work``, in this process."""
+        from .workers import WORKERS
+
+        worker = WORKERS.get(kind)
+        if worker is None:
+            raise RuntimeError(f"no worker for session work {kind!r} in this process (is the phases package installed?)")
+        self.executing[session_id] = asyncio.current_task()  # type: ignore[assignment]
+        token = current_session.set(session_id)
+        try:
+            return await worker(self.engine, session_id)
+        finally:
+            current_session.reset(token)
+            self.executing.pop(session_id, None)
+
     async def _round_step(self, round_no: int, commit: Callable[[], Awaitable[None]]) -> None:
         try:
             await DBOS.run_step_async({"name": f"round-{round_no}"}, commit)
@@ -261,9 +308,10 @@ class DurableRuns:
 
     async def runs_elsewhere(self, session_id: str, record: SessionRecord) -> bool:
         """Whether a live replica other than this one executes (or just executed) the session's current leg."""
-        if not record.legs:
+        wid = current_workflow(record)
+        if wid is None:
             return False
-        status = await DBOS.get_workflow_status_async(workflow_id(session_id, len(record.legs) - 1))
+        status = await DBOS.get_workflow_status_async(wid)
         owner = status.executor_id if status is not None else None
         if not owner or owner == self.executor_id or status.status == "ENQUEUED":
             return False
@@ -273,5 +321,5 @@ class DurableRuns:
         """Cancel the session's running workflow, wherever it runs; False if none is running."""
         if not await self.is_live(session_id, record):
             return False
-        await DBOS.cancel_workflow_async(workflow_id(session_id, len(record.legs) - 1))
+        await DBOS.cancel_workflow_async(current_workflow(record))  # type: ignore[arg-type]
         return True

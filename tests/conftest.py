@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import ipaddress
 import socket
 
@@ -82,4 +84,6 @@ class ScriptedModels:
 def settings(tmp_path: Path) -> Any:
     from swarm.config import Settings
 
-    return Settings.from_env({"SWARM_MCP_HOME": str(tmp_path / "home"), "SWARM_MCP_DURABLE": "0"})
+    # In-process engines run without DBOS unless SWARM_MCP_TEST_DURABLE=1 (then every such test runs durably).
+    durable = os.environ.get("SWARM_MCP_TEST_DURABLE", "0")
+    return Settings.from_env({"SWARM_MCP_HOME": str(tmp_path / "home"), "SWARM_MCP_DURABLE": durable})
