@@ -23,6 +23,7 @@ import os
 import socket
 import sqlite3
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Awaitable, Callable
 
 from dbos import DBOS, DBOSConfig, SetWorkflowID
@@ -100,6 +101,21 @@ def system_database(settings: Settings) -> tuple[str, dict[str, Any]]:
     raise ConfigError(f"durable sessions need SQLite or PostgreSQL; SWARM_MCP_DB={url!r} is neither (or set SWARM_MCP_DURABLE=0)")
 
 
+class _Relay:
+    """A caller's ``on_update``, remembering the last event seq it delivered (from this process or the store)."""
+
+    def __init__(self, on_update: OnUpdate) -> None:
+        self.on_update = on_update
+        self.seen = 0
+
+    async def __call__(self, record: SessionRecord, events: list[Any]) -> None:
+        fresh = [e for e in events if e.seq > self.seen]
+        if fresh:
+            self.seen = fresh[-1].seq
+        if fresh or not events:
+            await self.on_update(record, fresh)
+
+
 class DurableRuns:
     """Runs sessions as DBOS workflows for one engine (the process's only one)."""
 
@@ -111,11 +127,13 @@ class DurableRuns:
         self.heartbeats = Heartbeats(store)
         self.executor_id = ""
         self.queue: Any = None
-        self.attached: dict[str, OnUpdate] = {}
+        self.attached: dict[str, _Relay] = {}
         """Callers in this process following a session: its rounds reach them as they commit."""
         self.executing: dict[str, asyncio.Task[Any]] = {}
         """Legs whose workflow runs in this process."""
         self._sweeper: asyncio.Task[None] | None = None
+        self._ended: dict[str, asyncio.Event] = {}
+        """Set when a leg executing here ends (its caller need not poll DBOS for the outcome)."""
 
     # ---- lifecycle ------------------------------------------------------------------------------
 
@@ -153,6 +171,8 @@ class DurableRuns:
         if _current is self:
             _current = None
             DBOS.destroy()
+            # DBOS made its (now shut down) thread pool the loop's default: give the loop a working one back.
+            asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(thread_name_prefix="asyncio"))
             try:
                 await self.heartbeats.leave(self.executor_id)
             except Exception:  # the store may be gone already; the row goes stale and is claimed
@@ -214,12 +234,13 @@ class DurableRuns:
             if message is None and max_rounds is None:  # running elsewhere, or awaiting recovery: follow it
                 return await self.watch(session_id, on_update)
             raise UserInputError(f"session {session_id} is still running; wait for it (continue without a message) or cancel it first")
-        if on_update is not None:
-            self.attached[session_id] = on_update
+        relay = _Relay(on_update) if on_update is not None else None
+        if relay is not None:
+            self.attached[session_id] = relay
         try:
-            _record, leg = await self.runner.prepare(session_id, message=message, max_rounds=max_rounds, principal=principal, on_update=on_update)
+            _record, leg = await self.runner.prepare(session_id, message=message, max_rounds=max_rounds, principal=principal, on_update=relay)
             handle = await self._enqueue(session_id, leg, local=local)
-            await self._follow(session_id, handle, on_update)
+            await self._follow(session_id, handle, relay)
         finally:
             self.attached.pop(session_id, None)
         return await self.store.get_session(session_id)
@@ -240,17 +261,20 @@ class DurableRuns:
 
     async def _follow(self, session_id: str, handle: Any, on_update: OnUpdate | None) -> None:
         """Wait for the workflow; relay the progress of a run on another replica from the store."""
-        result = asyncio.ensure_future(handle.get_result())
-        seen = (await self.store.get_session(session_id)).last_seq
+        result = asyncio.ensure_future(handle.get_result(polling_interval_sec=POLL_SECONDS))
+        relay = on_update if isinstance(on_update, _Relay) or on_update is None else _Relay(on_update)
+        if relay is not None and relay.seen == 0:
+            relay.seen = (await self.store.get_session(session_id)).last_seq
+        ended = asyncio.ensure_future(self._ended.setdefault(session_id, asyncio.Event()).wait())
         try:
             while True:
-                done, _ = await asyncio.wait({result}, timeout=POLL_SECONDS)
-                if on_update is not None and session_id not in self.executing:
+                done, _ = await asyncio.wait({result, ended}, timeout=POLL_SECONDS)
+                if ended in done and not result.done():  # the leg ended here: no need to poll DBOS for its outcome
+                    return
+                if relay is not None and session_id not in self.executing:
                     record = await self.store.get_session(session_id)
-                    if record.last_seq > seen:
-                        fresh = await self.store.events(session_id, seen)
-                        seen = record.last_seq
-                        await on_update(record, fresh)
+                    if record.last_seq > relay.seen:  # written by another replica (what ran here was delivered)
+                        await relay(record, await self.store.events(session_id, relay.seen))
                 if done:
                     try:
                         result.result()
@@ -258,15 +282,19 @@ class DurableRuns:
                         pass  # cancel_session: the runner recorded it
                     return
         except asyncio.CancelledError:
+            result.cancel()
             task = self.executing.get(session_id)
             if task is not None:  # the caller went away: stop the run here (recorded paused, resumable)
                 task.cancel()
-            result.cancel()
             raise
+        finally:
+            ended.cancel()
+            if not result.done():
+                result.cancel()
 
     async def execute(self, session_id: str, leg: int) -> str:
         """The body of ``swarm.session_leg``, in this process."""
-        self.executing[session_id] = asyncio.current_task()  # type: ignore[assignment]
+        self._begin(session_id)
         try:
             await DBOS.set_event_async("status", "running")
             record = await self.runner.run_leg(session_id, leg, on_update=self.attached.get(session_id), round_step=self._round_step)
@@ -274,7 +302,7 @@ class DurableRuns:
                 await DBOS.set_event_async("status", record.status)
             return record.status
         finally:
-            self.executing.pop(session_id, None)
+            self._end(session_id)
 
     async def run_work(self, kind: str, session_id: str, key: str, *, local: bool = False) -> None:
         """Play a session's prepared work (``swarm.workers``) as the workflow ``key`` and wait for it to end."""
@@ -292,13 +320,22 @@ class DurableRuns:
         worker = WORKERS.get(kind)
         if worker is None:
             raise RuntimeError(f"no worker for session work {kind!r} in this process (is the phases package installed?)")
-        self.executing[session_id] = asyncio.current_task()  # type: ignore[assignment]
+        self._begin(session_id)
         token = current_session.set(session_id)
         try:
             return await worker(self.engine, session_id)
         finally:
             current_session.reset(token)
-            self.executing.pop(session_id, None)
+            self._end(session_id)
+
+    def _begin(self, session_id: str) -> None:
+        self.executing[session_id] = asyncio.current_task()  # type: ignore[assignment]
+
+    def _end(self, session_id: str) -> None:
+        self.executing.pop(session_id, None)
+        ended = self._ended.pop(session_id, None)
+        if ended is not None:
+            ended.set()
 
     async def _round_step(self, round_no: int, commit: Callable[[], Awaitable[None]]) -> None:
         try:
