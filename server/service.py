@@ -158,16 +158,16 @@ class SwarmService:
 
         from swarm.events import now
 
-        seen: dict[str, int] = {}
+        seen: dict[str, tuple[int, str]] = {}
         since = now()
         while True:
             await asyncio.sleep(every)
             try:
                 stamp = now()
                 rows = await engine.store.changed_since(since - timedelta(seconds=5))
-                previous, seen = seen, {sid: last_seq for sid, _p, last_seq, _s in rows}
-                for sid, principal, last_seq, _status in rows:
-                    if previous.get(sid, -1) == last_seq or sid in engine.durable.attached:
+                previous, seen = seen, {sid: (last_seq, status) for sid, _p, last_seq, status in rows}
+                for sid, principal, last_seq, status in rows:
+                    if previous.get(sid) == (last_seq, status) or sid in engine.durable.attached:
                         continue  # unchanged, or followed here: its rounds are announced as they commit
                     uris = [transcript_uri(sid), transcript_md_uri(sid), session_uri(sid)]
                     await self.notifier.updated(*uris, SESSIONS_URI, owner=principal)

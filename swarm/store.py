@@ -28,7 +28,7 @@ sessions = sa.Table(
     sa.Column("kind", sa.String(64), nullable=False),
     sa.Column("status", sa.String(32), nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, index=True),
     sa.Column("last_seq", sa.Integer, nullable=False, default=0),
     sa.Column("record", sa.Text, nullable=False),
 )

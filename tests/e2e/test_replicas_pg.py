@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any, AsyncIterator
 
 import anyio
+import mcp_types as types
 import pytest
 from http_harness import READY, REPO, HttpServer, connect_http, script_calls, serve_env
-from mcp_harness import data
+from mcp_harness import Recorder, data
 
 PG_URL = os.environ.get("SWARM_MCP_TEST_POSTGRES_URL")
 if not PG_URL:
@@ -75,6 +76,16 @@ async def workflow_row(db_url: str, workflow_id: str) -> tuple[str, str | None] 
     finally:
         await conn.close()
     return None if row is None else (row["status"], row["executor_id"])
+
+
+async def session_row(db_url: str, session_id: str) -> tuple[str, int] | None:
+    """``(status, last_seq)`` of a session in the shared store (the engine's ``sessions`` table)."""
+    conn = await asyncpg.connect(_asyncpg_dsn(make_url(db_url)))
+    try:
+        row = await conn.fetchrow("select status, last_seq from sessions where id = $1", session_id)
+    finally:
+        await conn.close()
+    return None if row is None else (row["status"], row["last_seq"])
 
 
 # ---- replicas: the http_harness server, keeping the Popen for a SIGKILL ------------------------
@@ -167,6 +178,25 @@ async def until(what: str, seconds: float, probe: Any, interval: float = POLL) -
 
 async def calls_above(tmp_path: Path, n: int) -> bool:
     return script_calls(tmp_path) > n
+
+
+async def start_on_a(servers: dict[str, HttpServer], db_url: str, args: dict[str, Any]) -> dict[str, Any]:
+    """``copilot(**args, wait_seconds=0)`` through replica-a, run by replica-a: replica-b is stopped (SIGSTOP) while the
+    session is enqueued, so that A dequeues it and B holds neither its run nor its workflow (well under the 2 s
+    takeover: A does not presume B dead). Returns the copilot call's result."""
+    b = servers["replica-b"]
+    b.proc.send_signal(signal.SIGSTOP)
+    try:
+        first = await call(servers["replica-a"], "copilot", {**args, "wait_seconds": 0})
+        sid = first["session_id"]
+
+        async def on_a() -> bool:
+            return await workflow_row(db_url, f"{sid}.leg0") == ("PENDING", "replica-a")
+
+        await until("replica-a to dequeue the session's leg", 1.5, on_a, 0.02)
+    finally:
+        b.proc.send_signal(signal.SIGCONT)
+    return first
 
 
 def logs(servers: dict[str, HttpServer]) -> str:
@@ -280,21 +310,10 @@ async def test_replicas_share_sessions(tmp_path: Path, database: str) -> None:
             assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
             assert logged(tmp_path) == list(range(len(READ) + len(CONTINUED)))
 
-            # a session started through A and running there, cancelled through B. B is stopped (SIGSTOP) while the
-            # session is enqueued, so that A dequeues it: B then holds neither its run nor its workflow. (Well under the
-            # 2 s takeover: A does not presume B dead.)
+            # a session started through A and running there, cancelled through B
             base = script_calls(tmp_path)
-            b.proc.send_signal(signal.SIGSTOP)
-            try:
-                first = await call(a, "copilot", {"task": "Plan and write a report in three steps", "wait_seconds": 0})
-                sid = first["session_id"]
-
-                async def on_a() -> bool:
-                    return await workflow_row(database, f"{sid}.leg0") == ("PENDING", "replica-a")
-
-                await until("replica-a to dequeue the session's leg", 1.5, on_a, 0.02)
-            finally:
-                b.proc.send_signal(signal.SIGCONT)
+            first = await start_on_a(servers, database, {"task": "Plan and write a report in three steps"})
+            sid = first["session_id"]
             assert first["status"] == "running", first
             await until("2 model calls", 15, lambda: calls_above(tmp_path, base + 1))
             cancelled = await call(b, "cancel_session", {"session_id": sid})
@@ -327,3 +346,91 @@ async def test_replicas_share_sessions(tmp_path: Path, database: str) -> None:
             assert await transcript(a, sid) == await transcript(b, sid)
         print(f"\nleg 2 of the paused session (continued through replica-b) ran on {continued_on}; the session cancelled through "
               f"replica-b made {after - at_cancel} model call(s) after the cancel")
+
+
+# ---- resource-updated notifications across replicas ---------------------------------------------
+
+HEARD = "Heard of on the other replica."
+WATCHED = [{"agent": a, "handoff": t, "delay": 0.3} for a, t in HOPS] + [{"agent": "researcher", "text": HEARD, "delay": 0.3}]
+ERAS = ("2025-11-25", "2026-07-28")
+
+
+class Heard(Recorder):
+    """What replica-b's clients heard about one resource: each ``notifications/resources/updated`` of ``uri`` on the
+    2025-11-25 client's subscription and each listen event of ``uri`` on the 2026-07-28 client's stream, with the
+    session's ``(status, last_seq)`` in the shared store read as it arrived: "heard while the session was running" and
+    "heard after it completed" need no clock."""
+
+    def __init__(self, db_url: str, session_id: str, uri: str) -> None:
+        super().__init__()
+        self.db_url, self.session_id, self.uri = db_url, session_id, uri
+        self.heard: list[tuple[str, str, int]] = []
+        """``(era, status, last_seq)``, in the order heard."""
+        self._news = anyio.Event()
+
+    async def on_message(self, message: Any) -> None:
+        await super().on_message(message)
+        if isinstance(message, types.ResourceUpdatedNotification) and str(message.params.uri) == self.uri:
+            await self.note("2025-11-25")
+
+    async def note(self, era: str) -> None:
+        row = await session_row(self.db_url, self.session_id)
+        assert row is not None
+        self.heard.append((era, *row))
+        self._news.set()
+        self._news = anyio.Event()
+
+    async def wait_for(self, era: str, status: str, seconds: float) -> None:
+        """Until an update heard on ``era`` arrived while the session was ``status`` in the store; fail after ``seconds``."""
+        with anyio.move_on_after(seconds):
+            while not any(e == era and s == status for e, s, _ in self.heard):
+                await self._news.wait()
+            return
+        raise AssertionError(f"timed out after {seconds} s: no {era} update of {self.uri} heard on replica-b while the session "
+                             f"was {status}; heard (era, status, last_seq): {self.heard}")
+
+
+async def test_a_subscriber_on_another_replica_hears_of_the_session(tmp_path: Path, database: str) -> None:
+    """A session runs on replica-a; clients of replica-b (a 2025-11-25 resources/subscribe, a 2026-07-28
+    subscriptions/listen) hear of its transcript while it runs and once it completed (replica-b's watch of the shared
+    store: nothing runs it there)."""
+    with anyio.fail_after(80):
+        async with two_replicas(tmp_path, database, WATCHED) as servers:
+            a, b = servers["replica-a"], servers["replica-b"]
+            first = await start_on_a(servers, database, {"task": "Plan and write a report in three steps"})
+            sid, uri = first["session_id"], first["transcript_uri"]
+            assert first["status"] == "running" and uri == f"swarm://sessions/{sid}/transcript", first
+            heard = Heard(database, sid, uri)
+            async with connect_http(b, "http-2025", heard) as subscriber, connect_http(b, "http-2026") as listener:
+                await subscriber.subscribe_resource(uri)
+                async with listener.listen(resource_subscriptions=[uri]) as subscription, anyio.create_task_group() as tg:
+                    assert uri in (subscription.honored.resource_subscriptions or []), subscription.honored
+
+                    async def follow() -> None:
+                        async for event in subscription:
+                            if getattr(event, "uri", None) == uri:
+                                await heard.note("2026-07-28")
+
+                    tg.start_soon(follow)
+                    subscribed = await session_row(database, sid)
+                    assert subscribed is not None and subscribed[0] == "running", \
+                        f"the session ended before replica-b's clients subscribed ({subscribed}): slow the script down"
+                    try:
+                        for era in ERAS:
+                            await heard.wait_for(era, "running", 10)
+                        for era in ERAS:
+                            await heard.wait_for(era, "completed", 20)
+                    except AssertionError as exc:
+                        raise AssertionError(f"{exc}\n{logs(servers)}") from None
+                    tg.cancel_scope.cancel()
+            status = await call(b, "session_status", {"session_id": sid})
+            assert (status["status"], status["result"], status["live"]) == ("completed", HEARD, False), status
+            events = await transcript(b, sid)
+            assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+            assert events[-1]["type"] == "status" and events[-1]["content"]["status"] == "completed", events[-1]
+            final = {(era, seq) for era, s, seq in heard.heard if s == "completed"}
+            assert final == {(era, len(events)) for era in ERAS}, heard.heard  # by then the store held the whole transcript
+            assert events == await transcript(a, sid)
+            assert await workflow_row(database, f"{sid}.leg0") == ("SUCCESS", "replica-a")  # run by A, start to end
+        assert logged(tmp_path) == list(range(len(WATCHED)))
+        print(f"\nreplica-b's clients heard (era, status, last_seq) while replica-a ran {sid}: {heard.heard}")
