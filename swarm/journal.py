@@ -42,6 +42,7 @@ class CallJournal:
         self.usage: dict[str, Usage] = {}
         """Usage of the model calls made (or replayed) since the last take_usage()."""
         self.tool_events: dict[str, list[Event]] = {}
+        self._digests: dict[int, tuple[Any, bytes]] = {}
         """Transcript events tools emitted (phase_start, ...), by tool call id, until the round records them."""
 
     @classmethod
@@ -56,10 +57,22 @@ class CallJournal:
         usage, self.usage = self.usage, {}
         return usage
 
-    async def call(self, *, agent: str, kind: str, name: str, request: str, run: Callable[[], Awaitable[str]]) -> str:
-        """Return the journaled response for this request, or run it, journal it, and return it."""
+    def message_digest(self, message: Any) -> bytes:
+        """The digest of a message's JSON, computed once per message object (every request repeats the history)."""
+        hit = self._digests.get(id(message))
+        if hit is not None and hit[0] is message:
+            return hit[1]
+        digest = hashlib.sha256(message.model_dump_json().encode()).digest()
+        self._digests[id(message)] = (message, digest)  # holding the message keeps its id from being reused
+        return digest
+
+    async def call(self, *, agent: str, kind: str, name: str, request: str, run: Callable[[], Awaitable[str]],
+                   digest: str | None = None) -> str:
+        """Return the journaled response for this request, or run it, journal it, and return it.
+
+        ``digest`` identifies the request (default: the SHA-256 of ``request``, the text recorded for audits)."""
         seq = self.position = self.position + 1  # reserved before any await: concurrent tool calls keep their order
-        digest = hashlib.sha256(request.encode()).hexdigest()
+        digest = digest or hashlib.sha256(request.encode()).hexdigest()
         stored = self.entries.get(seq)
         if stored is not None and stored[0] == digest:
             self.replayed += 1
@@ -74,14 +87,21 @@ class CallJournal:
         return response
 
 
-def _request_doc(messages: Sequence[LLMMessage], tools: Sequence[Tool | ToolSchema], tool_choice: Any, json_output: Any) -> str:
-    doc = {
-        "messages": [m.model_dump(mode="json") for m in messages],
+def _request(journal: CallJournal, messages: Sequence[LLMMessage], tools: Sequence[Tool | ToolSchema], tool_choice: Any,
+             json_output: Any) -> tuple[str, str]:
+    """A model request's digest (over every message) and its audit text (the options and the newest message)."""
+    header = {
         "tools": [t["name"] if isinstance(t, dict) else t.name for t in tools],
         "tool_choice": tool_choice if isinstance(tool_choice, str) else getattr(tool_choice, "name", str(tool_choice)),
         "json_output": json_output if json_output in (None, True, False) else getattr(json_output, "__name__", str(json_output)),
     }
-    return json.dumps(doc, sort_keys=True, default=str)
+    head = json.dumps(header, sort_keys=True, default=str)
+    hasher = hashlib.sha256(head.encode())
+    for message in messages:
+        hasher.update(journal.message_digest(message))
+    last = messages[-1].model_dump(mode="json") if messages else None
+    audit = json.dumps({**header, "n_messages": len(messages), "last_message": last}, default=str)
+    return hasher.hexdigest(), audit
 
 
 class JournaledModelClient(WrappingModelClient):
@@ -114,8 +134,8 @@ class JournaledModelClient(WrappingModelClient):
                 raise
             return result.model_dump_json()
 
-        request = _request_doc(messages, tools, tool_choice, json_output)
-        response = await self.journal.call(agent=self.agent, kind="model", name=self.model, request=request, run=live)
+        digest, request = _request(self.journal, messages, tools, tool_choice, json_output)
+        response = await self.journal.call(agent=self.agent, kind="model", name=self.model, request=request, run=live, digest=digest)
         result = CreateResult.model_validate_json(response)
         usage = self.journal.usage
         usage[self.model] = usage.get(self.model, Usage()) + Usage(prompt_tokens=result.usage.prompt_tokens, completion_tokens=result.usage.completion_tokens)
