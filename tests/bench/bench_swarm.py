@@ -1,9 +1,10 @@
 """Per-turn overhead of the swarm engine vs a raw autogen-agentchat Swarm, same run, same model.
 
 Both run the same agents with the same instant scripted model (hand-offs a -> b -> a ...). The
-engine additionally routes, records every model call in the journal, writes the round's events and
-checkpoints the team state to SQLite after every round. Prints ms/turn for both and the ratio
-(target <= 1.3x).
+engine additionally routes, journals every model call before its result is used, and commits each
+round (its events and the session row: the checkpoint a resume replays from) to SQLite. Sessions
+run in the caller's task here; bench_durable.py measures what running them as DBOS workflows adds.
+Prints ms/turn for both and the ratio (target <= 1.3x).
 
     python tests/bench/bench_swarm.py [--turns 200] [--repeats 3]
 """
