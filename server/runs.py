@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
 from swarm.errors import ProviderError, UserInputError
-from swarm.session import current_session
+from swarm.scope import current_session
 
 log = logging.getLogger("swarm_mcp.runs")
 

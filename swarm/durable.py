@@ -32,7 +32,8 @@ from dbos._error import DBOSAwaitedWorkflowCancelledError, DBOSWorkflowCancelled
 from .config import Settings
 from .errors import ConfigError, SessionCancelled, UserInputError
 from .runner import OnUpdate, SessionRunner
-from .session import SessionRecord, current_session
+from .scope import current_session
+from .session import SessionRecord
 from .store import Heartbeats, SqlStore
 
 log = logging.getLogger("swarm.durable")

@@ -28,7 +28,8 @@ from .events import Event, Usage, events_from_message
 from .journal import CallJournal, JournaledModelClient, JournaledTool
 from .manifest import AgentManifest
 from .router import OfflineRouter
-from .session import Leg, PendingApproval, SessionRecord, current_session
+from .scope import current_session
+from .session import Leg, PendingApproval, SessionRecord
 from .store import Store
 from .team import ROUTER_AGENT, CopilotControl, RoundControl, build_team
 from .tools import SessionContext, ToolRegistry

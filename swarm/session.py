@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextvars
 from datetime import datetime
 from typing import Any, Literal
 
@@ -13,9 +12,6 @@ from .events import Usage
 Status = Literal["running", "paused", "waiting_input", "completed", "failed", "cancelled"]
 RESUMABLE: frozenset[str] = frozenset({"paused", "waiting_input", "running", "failed"})
 FINAL: frozenset[str] = frozenset({"completed", "cancelled"})
-
-current_session: contextvars.ContextVar[str | None] = contextvars.ContextVar("swarm_session", default=None)
-"""The session whose leg the current task is running (model sources read it to find the run's caller)."""
 
 
 class PendingApproval(BaseModel):
