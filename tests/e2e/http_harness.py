@@ -73,9 +73,16 @@ class HttpServer:
 @asynccontextmanager
 async def http_server(tmp_path: Path, script: list[dict[str, Any]], *args: str, **env: str) -> AsyncIterator[HttpServer]:
     """A `serve --transport http --port 0` subprocess, ready for connections; stopped (SIGTERM) on exit."""
+    async with serve_process(tmp_path, serve_env(tmp_path, script, **env), *args) as server:
+        yield server
+
+
+@asynccontextmanager
+async def serve_process(tmp_path: Path, env: dict[str, str], *args: str, name: str = "server") -> AsyncIterator[HttpServer]:
+    """`serve --transport http --port 0` with exactly ``env``, ready for connections (its engine open); stopped
+    (SIGTERM) on exit unless the test killed it. Its stderr ends up in ``<tmp_path>/<name>.stderr``."""
     proc = subprocess.Popen([sys.executable, "-m", "server.cli", "serve", "--transport", "http", "--port", "0", *args],
-                            env=serve_env(tmp_path, script, **env), cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+                            env=env, cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     lines: list[str] = []
     ready: list[re.Match[str]] = []
     seen = threading.Event()
@@ -108,7 +115,7 @@ async def http_server(tmp_path: Path, script: list[dict[str, Any]], *args: str, 
             proc.kill()
             await anyio.to_thread.run_sync(proc.wait, 10)
         await anyio.to_thread.run_sync(reader.join, 10)
-        (tmp_path / "server.stderr").write_text("".join(lines))
+        (tmp_path / f"{name}.stderr").write_text("".join(lines))
 
 
 @asynccontextmanager

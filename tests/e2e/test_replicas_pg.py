@@ -12,9 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
-import threading
 import time
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -23,7 +20,7 @@ from typing import Any, AsyncIterator
 import anyio
 import mcp_types as types
 import pytest
-from http_harness import READY, REPO, HttpServer, connect_http, script_calls, serve_env
+from http_harness import HttpServer, connect_http, script_calls, serve_env, serve_process
 from mcp_harness import Recorder, data
 
 PG_URL = os.environ.get("SWARM_MCP_TEST_POSTGRES_URL")
@@ -93,48 +90,10 @@ async def session_row(db_url: str, session_id: str) -> tuple[str, int] | None:
 
 @asynccontextmanager
 async def replica(tmp_path: Path, env: dict[str, str], executor_id: str) -> AsyncIterator[HttpServer]:
-    """A `serve --transport http --port 0` replica with ``SWARM_MCP_EXECUTOR_ID=executor_id``, ready and with its
-    durable engine launched (the server opens its engine on the first tool call); stopped with SIGTERM on exit
-    unless the test killed it. Its stderr ends up in ``<tmp_path>/<executor_id>.stderr``."""
-    proc = subprocess.Popen([sys.executable, "-m", "server.cli", "serve", "--transport", "http", "--port", "0"],
-                            env={**env, "SWARM_MCP_EXECUTOR_ID": executor_id}, cwd=REPO, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    lines: list[str] = []
-    ready: list[Any] = []
-    seen = threading.Event()
-
-    def drain() -> None:
-        assert proc.stderr is not None
-        for raw in proc.stderr:
-            line = raw.decode(errors="replace")
-            lines.append(line)
-            match = READY.search(line)
-            if match and not ready:
-                ready.append(match)
-                seen.set()
-        seen.set()
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
-    try:
-        await anyio.to_thread.run_sync(seen.wait, 60)
-        if not ready:
-            raise AssertionError(f"replica {executor_id} did not start (exit code {proc.poll()}):\n{''.join(lines)}")
-        server = HttpServer(base=ready[0].group(1), proc=proc, stderr=lines)
-        async with connect_http(server, "http-2026") as client:  # opens the engine: DBOS launches, heartbeats, dequeues
-            warm = await client.call_tool("session_status", {"session_id": "s_warmup"})
-            assert warm.is_error and "unknown session" in str(warm.content), warm.content
+    """A replica with ``SWARM_MCP_EXECUTOR_ID=executor_id``: ready means its durable engine is launched (heartbeats,
+    dequeues, takes over). Its stderr ends up in ``<tmp_path>/<executor_id>.stderr``."""
+    async with serve_process(tmp_path, {**env, "SWARM_MCP_EXECUTOR_ID": executor_id}, name=executor_id) as server:
         yield server
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-        try:
-            await anyio.to_thread.run_sync(proc.wait, 20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            await anyio.to_thread.run_sync(proc.wait, 10)
-        await anyio.to_thread.run_sync(reader.join, 10)
-        (tmp_path / f"{executor_id}.stderr").write_text("".join(lines))
 
 
 @asynccontextmanager
