@@ -120,12 +120,13 @@ class _Relay:
 class DurableRuns:
     """Runs sessions as DBOS workflows for one engine (the process's only one)."""
 
-    def __init__(self, settings: Settings, runner: SessionRunner, store: SqlStore, engine: Any = None) -> None:
-        self.settings = settings
+    def __init__(self, engine: Any) -> None:
         self.engine = engine
-        self.runner = runner
-        self.store = store
-        self.heartbeats = Heartbeats(store)
+        """The swarm.engine.Engine whose sessions these are (workers get it)."""
+        self.settings: Settings = engine.settings
+        self.runner: SessionRunner = engine.runner
+        self.store: SqlStore = engine.store
+        self.heartbeats = Heartbeats(self.store)
         self.executor_id = ""
         self.queue: Any = None
         self.attached: dict[str, _Relay] = {}
@@ -239,7 +240,7 @@ class DurableRuns:
         if relay is not None:
             self.attached[session_id] = relay
         try:
-            _record, leg = await self.runner.prepare(session_id, message=message, max_rounds=max_rounds, principal=principal, on_update=relay)
+            leg = await self.runner.prepare(session_id, message=message, max_rounds=max_rounds, principal=principal, on_update=relay)
             handle = await self._enqueue(session_id, leg, local=local)
             await self._follow(session_id, handle, relay)
         finally:
@@ -257,13 +258,12 @@ class DurableRuns:
         record = await self.store.get_session(session_id)
         if await self.is_live(session_id, record):
             handle = await DBOS.retrieve_workflow_async(current_workflow(record))  # type: ignore[arg-type]
-            await self._follow(session_id, handle, on_update)
+            await self._follow(session_id, handle, _Relay(on_update) if on_update is not None else None)
         return await self.store.get_session(session_id)
 
-    async def _follow(self, session_id: str, handle: Any, on_update: OnUpdate | None) -> None:
+    async def _follow(self, session_id: str, handle: Any, relay: _Relay | None) -> None:
         """Wait for the workflow; relay the progress of a run on another replica from the store."""
         result = asyncio.ensure_future(handle.get_result(polling_interval_sec=POLL_SECONDS))
-        relay = on_update if isinstance(on_update, _Relay) or on_update is None else _Relay(on_update)
         if relay is not None and relay.seen == 0:
             relay.seen = (await self.store.get_session(session_id)).last_seq
         ended = asyncio.ensure_future(self._ended.setdefault(session_id, asyncio.Event()).wait())

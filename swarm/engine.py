@@ -47,7 +47,7 @@ class Engine:
         if self.settings.durable:
             from .durable import DurableRuns  # imports DBOS: only engines that run durably pay for it
 
-            durable = DurableRuns(self.settings, self.runner, self.store, engine=self)
+            durable = DurableRuns(self)
             try:
                 await durable.launch()
             except BaseException:

@@ -110,11 +110,11 @@ class SessionRunner:
         """Open a leg and run it here, in this task (no durable workflow around it)."""
         if session_id in self.active:
             raise UserInputError(f"session {session_id} is already running; wait for it or cancel it first")
-        _record, leg = await self.prepare(session_id, message=message, max_rounds=max_rounds, principal=principal, on_update=on_update)
+        leg = await self.prepare(session_id, message=message, max_rounds=max_rounds, principal=principal, on_update=on_update)
         return await self.run_leg(session_id, leg, on_update=on_update)
 
     async def prepare(self, session_id: str, *, message: str | None = None, max_rounds: int | None = None,
-                      principal: str | None = None, on_update: OnUpdate | None = None) -> tuple[SessionRecord, int]:
+                      principal: str | None = None, on_update: OnUpdate | None = None) -> int:
         """Check the request, open the leg it starts and record the session ``running``; return the leg's index."""
         record = await self.store.get_session(session_id, principal)
         self._check(record, message, max_rounds)
@@ -126,7 +126,7 @@ class SessionRunner:
         if message:
             start.insert(0, Event(type="message", agent="user", round=record.total_rounds, content={"text": message}))
         await self._save(record, start, on_update)
-        return record, len(record.legs) - 1
+        return len(record.legs) - 1
 
     async def run_leg(self, session_id: str, leg_index: int, *, on_update: OnUpdate | None = None,
                       round_step: RoundStep | None = None) -> SessionRecord:
