@@ -185,7 +185,8 @@ class RunRegistry:
         Raises what the engine refuses before it runs (unknown id, a cancelled session ...); a phase step's
         refusals surface when it is followed.
         """
-        if session_id in self._runs:
+        previous = self._runs.get(session_id)
+        if previous is not None and not previous.done:  # (a run that has just ended may not be unregistered yet)
             raise UserInputError(f"session {session_id} is already running; wait for it with continue_copilot(session_id='{session_id}') "
                                  "(no message) or stop it with cancel_session")
         run = Run(session_id=session_id, principal=principal, phase=work is not None, remote=remote)

@@ -198,12 +198,12 @@ class SwarmService:
 
     async def continue_(self, call: Call, session_id: str, message: str | None, max_rounds: int | None, wait: float) -> Outcome:
         engine = await self.engine()
-        record = await engine.get(session_id, call.principal)
+        record = await engine.get(session_id, call.principal)  # also: the caller must own it
         run = self.runs.get(session_id)
         if run is not None and not run.done and run.stop_reason is not None:  # interrupted, winding down: resume after it
-            await asyncio.wait({run.task}, timeout=self.cancel_grace)
+            await asyncio.wait({run.task}, timeout=max(self.cancel_grace, wait))
+            run = self.runs.get(session_id)
             record = await engine.get(session_id, call.principal)
-        run = self.runs.get(session_id)
         if run is not None and not run.done:
             if message:
                 raise UserInputError(f"session {session_id} is still running: call continue_copilot(session_id='{session_id}') without a "

@@ -47,6 +47,43 @@ async def test_client_cancellation_mid_call_leaves_the_session_paused_and_resuma
     script.assert_exhausted()
 
 
+async def test_continue_right_after_a_cancelled_call_waits_for_the_run_to_wind_down_then_resumes(settings: Any) -> None:
+    server_, script = make_server(settings, HANG, cancel_grace=0.01)
+    registry = server_.swarm.runs
+    report, unwound = registry._on_update, anyio.Event()
+
+    async def slow_unwinding(run: Any, record: Any, events: list[Any]) -> None:
+        if record.status == "paused":  # the interrupted run is recording its pause: hold it there
+            await unwound.wait()
+        await report(run, record, events)
+
+    registry._on_update = slow_unwinding
+    rec = Recorder()
+    async with connect(server_, "legacy") as client:
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as tg:
+                async def call() -> None:
+                    await client.call_tool("copilot", {"task": "Compute six times seven with Python"}, progress_callback=rec.on_progress)
+
+                tg.start_soon(call)
+                while len(script.calls) < 2:
+                    await anyio.wait_all_tasks_blocked()
+                tg.cancel_scope.cancel()
+            sid = rec.progress[0][2].split()[1]
+            async with anyio.create_task_group() as tg:
+                results: list[Any] = []
+
+                async def resume() -> None:
+                    results.append(data(await client.call_tool("continue_copilot", {"session_id": sid})))
+
+                tg.start_soon(resume)
+                await anyio.wait_all_tasks_blocked()  # the continue call finds the run still winding down, far past its grace
+                assert registry.get(sid) is not None and not registry.get(sid).done
+                unwound.set()
+        assert results[0]["status"] == "completed" and results[0]["result"] == "Resumed and done."
+    script.assert_exhausted()
+
+
 async def test_wait_seconds_returns_running_with_heartbeats_then_continue_waits(settings: Any, era: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(server.runs, "HEARTBEAT", 0.05)
     release = anyio.Event()
