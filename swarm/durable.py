@@ -65,8 +65,9 @@ async def session_work(kind: str, session_id: str) -> str:
     return await _current.execute_work(kind, session_id)
 
 
-def workflow_id(session_id: str, leg: int) -> str:
-    return f"{session_id}.leg{leg}"
+def workflow_id(session_id: str, leg: int, attempt: int = 0) -> str:
+    """A leg's workflow id; a leg started again (it ended before completing a round) is a new workflow."""
+    return f"{session_id}.leg{leg}" if not attempt else f"{session_id}.leg{leg}.{attempt}"
 
 
 def current_workflow(record: SessionRecord) -> str | None:
@@ -74,7 +75,7 @@ def current_workflow(record: SessionRecord) -> str | None:
     if str(record.kind).startswith("phase:"):
         runs = record.meta.get("phase_runs") or []
         return runs[-1].get("workflow") if runs else None
-    return workflow_id(record.id, len(record.legs) - 1) if record.legs else None
+    return workflow_id(record.id, len(record.legs) - 1, record.legs[-1].attempt) if record.legs else None
 
 
 def in_workflow() -> bool:
@@ -213,10 +214,9 @@ class DurableRuns:
         for record in await self.store.running():
             if not record.legs:
                 continue
-            leg = len(record.legs) - 1
-            if await DBOS.get_workflow_status_async(workflow_id(record.id, leg)) is None:
-                log.info("session %s was left running with no workflow: enqueuing its leg %d", record.id, leg)
-                await self._enqueue(record.id, leg)
+            if await DBOS.get_workflow_status_async(current_workflow(record)) is None:  # type: ignore[arg-type]
+                log.info("session %s was left running with no workflow: enqueuing its leg %d", record.id, len(record.legs) - 1)
+                await self._enqueue(record)
 
     # ---- runs -----------------------------------------------------------------------------------
 
@@ -240,18 +240,20 @@ class DurableRuns:
         if relay is not None:
             self.attached[session_id] = relay
         try:
-            leg = await self.runner.prepare(session_id, message=message, max_rounds=max_rounds, principal=principal, on_update=relay)
-            handle = await self._enqueue(session_id, leg, local=local)
+            await self.runner.prepare(session_id, message=message, max_rounds=max_rounds, principal=principal, on_update=relay)
+            handle = await self._enqueue(await self.store.get_session(session_id), local=local)
             await self._follow(session_id, handle, relay)
         finally:
             self.attached.pop(session_id, None)
         return await self.store.get_session(session_id)
 
-    async def _enqueue(self, session_id: str, leg: int, local: bool = False) -> Any:
-        with SetWorkflowID(workflow_id(session_id, leg)):
+    async def _enqueue(self, record: SessionRecord, local: bool = False) -> Any:
+        """Start the workflow of the session's prepared leg (on the queue, or in this process)."""
+        leg = len(record.legs) - 1
+        with SetWorkflowID(current_workflow(record)):  # type: ignore[arg-type]
             if local:
-                return await DBOS.start_workflow_async(session_leg, session_id, leg)
-            return await self.queue.enqueue_async(session_leg, session_id, leg)
+                return await DBOS.start_workflow_async(session_leg, record.id, leg)
+            return await self.queue.enqueue_async(session_leg, record.id, leg)
 
     async def watch(self, session_id: str, on_update: OnUpdate | None = None) -> SessionRecord:
         """Follow the session's current leg wherever it runs, until it ends."""

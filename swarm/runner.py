@@ -59,6 +59,7 @@ def open_leg(record: SessionRecord, message: str | None, max_rounds: int | None)
     if record.legs and record.legs[-1].rounds == 0:  # that leg never got through a round: retry it
         leg = record.legs[-1]
         leg.max_rounds = limit
+        leg.attempt += 1
         if message:
             leg.text = f"{leg.text}\n{message}" if leg.text else message
             leg.kind = leg.kind if leg.kind != "resume" else "message"

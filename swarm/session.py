@@ -36,6 +36,7 @@ class Leg(BaseModel):
     target: str | None = Field(default=None, description="For answers: the agent the answer goes to.")
     max_rounds: int = Field(description="Round limit of the leg.")
     rounds: int = Field(default=0, description="Rounds completed in the leg.")
+    attempt: int = Field(default=0, description="How often the leg was started again after it ended before completing a round.")
 
 
 class SessionRecord(BaseModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import anyio
 import pytest
 from conftest import ScriptedModels
 from dbos import DBOS
@@ -79,3 +80,18 @@ async def test_a_second_durable_engine_in_one_process_is_refused(settings: Any, 
         with pytest.raises(Exception, match="already running in this process"):
             async with Engine(other, tools=phase_tool_registry(), models=ScriptedModels(Script([]))):
                 pass
+
+
+async def test_a_leg_that_failed_in_its_first_round_runs_again_as_a_new_workflow(settings: Any) -> None:
+    script = Script([{"agent": "copilot_control", "error": "auth"}, {"agent": "copilot_control", "text": "Hello."}])
+    async with Engine(durable(settings), tools=phase_tool_registry(), models=ScriptedModels(script)) as engine:
+        record = await engine.create("Say hello")
+        record = await engine.run(record.id)
+        assert record.status == "failed" and "401" in (record.error or "")
+        with anyio.fail_after(30):
+            record = await engine.run(record.id)  # the key was fixed: the same leg again, as a workflow of its own
+        assert record.status == "completed" and record.result == "Hello." and len(record.legs) == 1
+        first = await DBOS.get_workflow_status_async(workflow_id(record.id, 0))
+        again = await DBOS.get_workflow_status_async(workflow_id(record.id, 0, 1))
+        assert first is not None and again is not None and again.status == "SUCCESS"
+        script.assert_exhausted()
