@@ -131,7 +131,8 @@ def build_server(settings: Any = None, *, models: Any = None, service: SwarmServ
                                wait_seconds: WaitSeconds = DEFAULT_WAIT_SECONDS) -> ToolOut:
         """Resume a paused, waiting, failed or interrupted session exactly where it stopped, optionally with new user
         input (an answer to its question, a correction, a follow-up). On a session that is still running, waits for it
-        (up to wait_seconds) instead of starting a second run."""
+        (up to wait_seconds) instead of starting a second run; a message sent then is queued durably, and the session
+        takes it as its next input when its current rounds end."""
         return await session_call(ctx, wait_seconds, lambda call: service.continue_(call, session_id, message, max_rounds, wait_seconds))
 
     @tool("session_status", "Session status", read_only=True)

@@ -204,18 +204,16 @@ class SwarmService:
             await asyncio.wait({run.task}, timeout=max(self.cancel_grace, wait))
             run = self.runs.get(session_id)
             record = await engine.get(session_id, call.principal)
+        durable = engine.durable is not None and not is_phase_session(record)
         if run is not None and not run.done:
             if message:
-                raise UserInputError(f"session {session_id} is still running: call continue_copilot(session_id='{session_id}') without a "
-                                     "message to wait for it, and send your message once it stops (or cancel_session first)")
+                await self._send_while_running(engine, record, message, max_rounds, durable)
             return await self.follow(call, session_id, wait)
         if record.status == "waiting_input" and not message and call.can_elicit:
             return await self.follow(call, session_id, wait)  # asks the pending question through elicitation
-        if record.status == "running" and engine.durable is not None and not is_phase_session(record) \
-                and await engine.durable.is_live(session_id, record):  # running on another replica (or recovering)
+        if record.status == "running" and durable and await engine.durable.is_live(session_id, record):  # on another replica
             if message:
-                raise UserInputError(f"session {session_id} is still running: call continue_copilot(session_id='{session_id}') without a "
-                                     "message to wait for it, and send your message once it stops (or cancel_session first)")
+                await self._send_while_running(engine, record, message, max_rounds, durable)
             await self.runs.start(engine, session_id, principal=call.principal, watch=True)
             return await self.follow(call, session_id, wait)
         self._check_sampling(call)
@@ -226,6 +224,13 @@ class SwarmService:
         else:
             await self.start(call, session_id, message=message, max_rounds=max_rounds)
         return await self.follow(call, session_id, wait)
+
+    async def _send_while_running(self, engine: Any, record: Any, message: str, max_rounds: int | None, durable: bool) -> None:
+        """A message for a running session: queued durably for it to take when its current rounds end."""
+        if not durable:
+            raise UserInputError(f"session {record.id} is still running: call continue_copilot(session_id='{record.id}') without a "
+                                 "message to wait for it, and send your message once it stops (or cancel_session first)")
+        await engine.durable.send_input(record.id, message, max_rounds)
 
     async def status(self, call: Call, session_id: str) -> SessionResult:
         return self.result(await self.read(session_id, call.principal))

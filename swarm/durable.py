@@ -6,11 +6,16 @@
     kill -9 -> on launch DBOS recovers this executor's pending workflows; a replica silent for
         ``takeover_seconds`` has its workflows recovered (re-enqueued) by exactly one live replica
     cancel -> ``DBOS.cancel_workflow``: the run stops at its next round, on whichever replica
+    a message for a running session -> a DBOS message (topic ``input``) to its leg's workflow, which
+        takes it when its rounds end and goes on with it as its next leg; the workflow
+        ``swarm.session_input`` sees it delivered (or, if that leg ended without taking it, starts the
+        next leg with it), also across a crash
 
 Inside a leg, the journal (swarm/journal.py) records each model and tool call before its result is
 used; a recovered workflow replays the leg from it, so no completed call runs twice. A paused or
-waiting session holds no queue slot: each continue is a new leg, a new workflow. Status is
-published as the workflow event ``status``.
+waiting session holds no queue slot: each continue of a stopped session is a new leg, a new workflow
+(a stopped leg's workflow has ended: there is nothing to send a message to). Status is published as
+the workflow event ``status``.
 
 DBOS is a process-wide singleton: one durable engine per process.
 """
@@ -23,6 +28,7 @@ import os
 import socket
 import sqlite3
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Awaitable, Callable
 
@@ -38,10 +44,17 @@ from .store import Heartbeats, SqlStore
 
 log = logging.getLogger("swarm.durable")
 
-APP_VERSION = "swarm-mcp-durable-1"
+APP_VERSION = "swarm-mcp-durable-2"
 """Pinned: a pending workflow is recovered only by processes of the same version. Bump it when the
 step sequence of a leg changes (a round step per round, the status events around them)."""
 QUEUE = "swarm-sessions"
+INPUT = "input"
+"""The topic of the DBOS messages a running leg takes as its next input when its rounds end."""
+TAKES_INPUT = ("paused", "completed", "waiting_input")
+"""The ends of a leg after which the input sent to it opens the next leg (as continue_copilot with a message would)."""
+DELIVERY_HOPS = 50
+DELIVERY_WAIT = 0.2
+"""A delivery that finds the session's leg prepared but not yet started waits this long, at most DELIVERY_HOPS times."""
 HEARTBEAT_SECONDS = 1.0
 POLL_SECONDS = 0.25
 """How often a caller following a run on another replica reads its new events."""
@@ -55,6 +68,14 @@ async def session_leg(session_id: str, leg: int) -> str:
     if _current is None:
         raise RuntimeError("swarm.session_leg ran in a process without a launched durable engine")
     return await _current.execute(session_id, leg)
+
+
+@DBOS.workflow(name="swarm.session_input")
+async def session_input(session_id: str, given: dict[str, Any]) -> str:
+    """Deliver input sent while the session ran (see ``DurableRuns.deliver``)."""
+    if _current is None:
+        raise RuntimeError("swarm.session_input ran in a process without a launched durable engine")
+    return await _current.deliver(session_id, given)
 
 
 @DBOS.workflow(name="swarm.session_work")
@@ -75,7 +96,10 @@ def current_workflow(record: SessionRecord) -> str | None:
     if str(record.kind).startswith("phase:"):
         runs = record.meta.get("phase_runs") or []
         return runs[-1].get("workflow") if runs else None
-    return workflow_id(record.id, len(record.legs) - 1, record.legs[-1].attempt) if record.legs else None
+    if not record.legs:
+        return None
+    leg = record.legs[-1]
+    return leg.workflow or workflow_id(record.id, len(record.legs) - 1, leg.attempt)
 
 
 def in_workflow() -> bool:
@@ -233,9 +257,12 @@ class DurableRuns:
         """Start (or continue) a session as a workflow and follow it to its end (``local``: run it in this process)."""
         record = await self.store.get_session(session_id, principal)
         if session_id in self.attached or await self.is_live(session_id, record):
-            if message is None and max_rounds is None:  # running elsewhere, or awaiting recovery: follow it
-                return await self.watch(session_id, on_update)
-            raise UserInputError(f"session {session_id} is still running; wait for it (continue without a message) or cancel it first")
+            if message:  # the session takes it when its current rounds end
+                await self.send_input(session_id, message, max_rounds)
+            elif max_rounds is not None:
+                raise UserInputError(f"session {session_id} is still running: max_rounds applies to its next leg; pass it with a "
+                                     "message, or once the session stops")
+            return await self.watch(session_id, on_update)  # running here, elsewhere, or awaiting recovery: follow it
         relay = _Relay(on_update) if on_update is not None else None
         if relay is not None:
             self.attached[session_id] = relay
@@ -295,17 +322,95 @@ class DurableRuns:
             if not result.done():
                 result.cancel()
 
-    async def execute(self, session_id: str, leg: int) -> str:
-        """The body of ``swarm.session_leg``, in this process."""
+    async def execute(self, session_id: str, leg: int) -> dict[str, Any]:
+        """The body of ``swarm.session_leg``, in this process: the leg, then the legs opened by input sent to it."""
         self._begin(session_id)
+        taken: list[str] = []
         try:
             await DBOS.set_event_async("status", "running")
             record = await self.runner.run_leg(session_id, leg, on_update=self.attached.get(session_id), round_step=self._round_step)
+            while record.status in TAKES_INPUT:
+                given = await DBOS.recv_async(INPUT, timeout_seconds=0)
+                if given is None:
+                    break
+                taken.append(given["id"])
+                opened = await DBOS.run_step_async({"name": "take-input"}, self._opener(session_id, given, DBOS.workflow_id))
+                if opened is not None:
+                    await DBOS.set_event_async("status", "running")
+                    record = await self.runner.run_leg(session_id, opened, on_update=self.attached.get(session_id), round_step=self._round_step)
             if record.status != "cancelled":  # a cancelled workflow takes no more steps
                 await DBOS.set_event_async("status", record.status)
-            return record.status
+            return {"status": record.status, "taken": taken}
         finally:
             self._end(session_id)
+
+    def _opener(self, session_id: str, given: dict[str, Any], workflow: str | None) -> Callable[[], Awaitable[int | None]]:
+        """A step that opens the leg ``given`` starts (run by ``workflow``, or by its own); None if the session refuses it."""
+        async def open_leg() -> int | None:
+            try:
+                return await self.runner.prepare(session_id, message=given["message"], max_rounds=given.get("max_rounds"),
+                                                 on_update=self.attached.get(session_id), workflow=workflow, input_id=given["id"])
+            except UserInputError as exc:  # the session was cancelled meanwhile, ...
+                log.warning("input %s for session %s was not taken: %s", given["id"], session_id, exc)
+                return None
+
+        return open_leg
+
+    # ---- input sent while a session runs ---------------------------------------------------------
+
+    async def send_input(self, session_id: str, message: str, max_rounds: int | None = None) -> str:
+        """Queue a message for a running session, durably; return the input's id.
+
+        The workflow ``swarm.session_input`` delivers it: as a DBOS message to the running leg, which takes
+        it when its rounds end, or, if that leg ended without taking it, as the start of the next leg.
+        """
+        if not message.strip():
+            raise UserInputError("the message is empty: pass the text the session should take next")
+        if max_rounds is not None and max_rounds < 1:
+            raise UserInputError(f"max_rounds must be at least 1, got {max_rounds}")
+        given = {"id": uuid.uuid4().hex[:12], "message": message, "max_rounds": max_rounds}
+        target = await self._target(session_id)
+        if target:  # in the leg's inbox before the call returns (the delivery's own send of it is a no-op)
+            await DBOS.send_async(target, given, topic=INPUT, idempotency_key=given["id"])
+        with SetWorkflowID(f"{session_id}.input.{given['id']}"):
+            await DBOS.start_workflow_async(session_input, session_id, given)
+        return given["id"]
+
+    async def deliver(self, session_id: str, given: dict[str, Any]) -> str:
+        """The body of ``swarm.session_input``: hand ``given`` to the session's running leg, or start the next leg."""
+        for _ in range(DELIVERY_HOPS):
+            target = await DBOS.run_step_async({"name": "find-leg"}, self._target, session_id)
+            if target == "":  # prepared but not started yet (or recovering): look again shortly
+                await DBOS.sleep_async(DELIVERY_WAIT)
+                continue
+            if target is None:  # the session is not running: the input starts its next leg
+                opened = await DBOS.run_step_async({"name": "open-leg"}, self._opener(session_id, given, None))
+                if opened is None:
+                    return "refused"
+                await self._enqueue(await self.store.get_session(session_id))
+                return "started"
+            await DBOS.send_async(target, given, topic=INPUT, idempotency_key=given["id"])
+            try:
+                outcome = await DBOS.get_result_async(target)
+            except (DBOSWorkflowCancelledError, DBOSAwaitedWorkflowCancelledError):
+                outcome = None
+            except Exception:  # the leg failed: the input was not taken
+                outcome = None
+            if isinstance(outcome, dict) and given["id"] in outcome.get("taken", []):
+                return "taken"
+        log.error("input %s for session %s was not delivered: the session's leg never started", given["id"], session_id)
+        return "undelivered"
+
+    async def _target(self, session_id: str) -> str | None:
+        """The workflow of the session's running leg; None when the session is not running; "" when its leg has not started."""
+        record = await self.store.get_session(session_id)
+        if record.status != "running":
+            return None
+        wid = current_workflow(record)
+        status = await DBOS.get_workflow_status_async(wid) if wid is not None else None
+        if status is None or status.status not in ("PENDING", "ENQUEUED"):
+            return ""
+        return wid
 
     async def run_work(self, kind: str, session_id: str, key: str, *, local: bool = False) -> None:
         """Play a session's prepared work (``swarm.workers``) as the workflow ``key`` and wait for it to end."""

@@ -115,11 +115,19 @@ class SessionRunner:
         return await self.run_leg(session_id, leg, on_update=on_update)
 
     async def prepare(self, session_id: str, *, message: str | None = None, max_rounds: int | None = None,
-                      principal: str | None = None, on_update: OnUpdate | None = None) -> int:
-        """Check the request, open the leg it starts and record the session ``running``; return the leg's index."""
+                      principal: str | None = None, on_update: OnUpdate | None = None, workflow: str | None = None,
+                      input_id: str | None = None) -> int:
+        """Check the request, open the leg it starts and record the session ``running``; return the leg's index.
+
+        ``workflow``: the durable workflow that will run the leg, when not its own; ``input_id``: the input that
+        opens it (preparing the same input twice opens one leg).
+        """
         record = await self.store.get_session(session_id, principal)
+        if input_id is not None and record.legs and record.legs[-1].input_id == input_id:
+            return len(record.legs) - 1
         self._check(record, message, max_rounds)
         open_leg(record, message, max_rounds)
+        record.legs[-1].workflow, record.legs[-1].input_id = workflow, input_id
         record.status, record.pending, record.error = "running", None, None
         record.max_rounds = record.legs[-1].max_rounds
         record.rounds_used = 0

@@ -37,6 +37,9 @@ class Leg(BaseModel):
     max_rounds: int = Field(description="Round limit of the leg.")
     rounds: int = Field(default=0, description="Rounds completed in the leg.")
     attempt: int = Field(default=0, description="How often the leg was started again after it ended before completing a round.")
+    workflow: str | None = Field(default=None, description=(
+        "The durable workflow running the leg when it is not the leg's own: a running leg that took input sent to it goes on with it."))
+    input_id: str | None = Field(default=None, description="The id of the input, sent while the session ran, that opened the leg.")
 
 
 class SessionRecord(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -114,16 +115,40 @@ async def test_wait_seconds_returns_running_with_heartbeats_then_continue_waits(
     script.assert_exhausted()
 
 
-async def test_continue_with_a_message_on_a_running_session_is_refused(settings: Any) -> None:
+async def test_continue_with_a_message_on_a_running_session_is_refused_without_durable_sessions(settings: Any) -> None:
     release = anyio.Event()
-    server_, _ = make_server(settings, [{"agent": "copilot_control", "handoff": "engineer"}, {"agent": "engineer", "text": "ok"}],
-                             gates={1: release})
+    server_, _ = make_server(dataclasses.replace(settings, durable=False),
+                             [{"agent": "copilot_control", "handoff": "engineer"}, {"agent": "engineer", "text": "ok"}], gates={1: release})
     async with connect(server_, "legacy") as client:
         first = data(await client.call_tool("copilot", {"task": "Compute six times seven with Python", "wait_seconds": 0}))
         refused = await client.call_tool("continue_copilot", {"session_id": first["session_id"], "message": "faster"})
         assert refused.is_error and "still running" in text(refused)
         release.set()
         assert data(await client.call_tool("continue_copilot", {"session_id": first["session_id"]}))["status"] == "completed"
+
+
+async def test_a_message_for_a_running_durable_session_is_taken_when_its_rounds_end(settings: Any) -> None:
+    release = anyio.Event()
+    server_, script = make_server(dataclasses.replace(settings, durable=True), [
+        {"agent": "copilot_control", "handoff": "engineer"},
+        {"agent": "engineer", "text": "6 * 7 = 42."},
+        {"agent": "engineer", "expect": "negative numbers", "text": "-6 * 7 = -42 as well."},
+    ], gates={1: release})
+    async with connect(server_, "legacy") as client:
+        with anyio.fail_after(60):
+            first = data(await client.call_tool("copilot", {"task": "Compute six times seven with Python", "wait_seconds": 0}))
+            while len(script.calls) < 1:  # the engineer's call waits at the gate: the session is mid-leg
+                await anyio.wait_all_tasks_blocked()
+            queued = data(await client.call_tool("continue_copilot", {"session_id": first["session_id"], "wait_seconds": 0,
+                                                                      "message": "Show that it works for negative numbers too"}))
+            assert queued["status"] == "running" and queued["live"] is True
+            release.set()
+            done = data(await client.call_tool("continue_copilot", {"session_id": first["session_id"]}))
+        assert done["status"] == "completed" and done["result"] == "-6 * 7 = -42 as well."
+        transcript = json.loads((await client.read_resource(done["transcript_uri"])).contents[0].text)
+        said = [e["content"]["text"] for e in transcript["events"] if e["type"] == "message" and e["agent"] == "user"]
+        assert said[1:] == ["Show that it works for negative numbers too"]  # after the task
+    script.assert_exhausted()
 
 
 async def test_cancel_session_stops_a_running_session_and_keeps_it_readable(settings: Any, era: str) -> None:

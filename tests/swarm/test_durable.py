@@ -95,3 +95,98 @@ async def test_a_leg_that_failed_in_its_first_round_runs_again_as_a_new_workflow
         again = await DBOS.get_workflow_status_async(workflow_id(record.id, 0, 1))
         assert first is not None and again is not None and again.status == "SUCCESS"
         script.assert_exhausted()
+
+
+class GatedModels(ScriptedModels):
+    """Scripted models whose first call waits for ``release`` (``reached`` is set when it does)."""
+
+    def __init__(self, script: Script) -> None:
+        super().__init__(script)
+        self.reached, self.release = anyio.Event(), anyio.Event()
+
+    def client_for(self, agent: str, tier: str) -> Any:
+        inner, models = super().client_for(agent, tier), self
+
+        class Gated:
+            def __getattr__(self, name: str) -> Any:
+                return getattr(inner, name)
+
+            async def create(self, *args: Any, **kwargs: Any) -> Any:
+                if models.script.position() == 0:
+                    models.reached.set()
+                    await models.release.wait()
+                return await inner.create(*args, **kwargs)
+
+        return Gated()
+
+
+async def test_a_message_sent_while_the_session_runs_is_taken_by_its_leg_when_its_rounds_end(settings: Any) -> None:
+    script = Script([
+        {"agent": "copilot_control", "handoff": "engineer"},
+        {"agent": "engineer", "text": "6 * 7 = 42."},
+        {"agent": "engineer", "expect": "negative numbers", "text": "-6 * 7 = -42 as well."},
+    ])
+    models = GatedModels(script)
+    async with Engine(durable(settings), tools=phase_tool_registry(), models=models) as engine:
+        record = await engine.create("Compute six times seven")
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                results: list[Any] = []
+
+                async def first() -> None:
+                    results.append(await engine.run(record.id))
+
+                tg.start_soon(first)
+                await models.reached.wait()  # the session's first round is in flight
+                input_id = await engine.durable.send_input(record.id, "Show that it works for negative numbers too")
+                models.release.set()
+            delivery = await (await DBOS.retrieve_workflow_async(f"{record.id}.input.{input_id}")).get_result()
+        done = results[0]
+        assert done.status == "completed" and done.result == "-6 * 7 = -42 as well."  # the first caller saw it through
+        assert delivery == "taken" and len(done.legs) == 2
+        assert done.legs[1].workflow == workflow_id(record.id, 0) and done.legs[1].input_id == input_id
+        steps = [s["function_name"] for s in await DBOS.list_workflow_steps_async(workflow_id(record.id, 0))]
+        assert "take-input" in steps and steps.count("round-3") == 1
+        assert await DBOS.get_workflow_status_async(workflow_id(record.id, 1)) is None  # no second workflow
+        events = await engine.transcript(record.id)
+        assert [e.seq for e in events] == list(range(1, len(events) + 1))
+        assert any(e.type == "message" and e.agent == "user" and "negative" in e.content["text"] for e in events)
+        script.assert_exhausted()
+
+
+async def test_a_message_its_leg_ended_without_taking_starts_the_next_leg(settings: Any) -> None:
+    script = Script([
+        {"agent": "copilot_control", "error": "auth"},  # the leg fails: a failed leg takes no input
+        {"agent": "copilot_control", "expect": "try again", "text": "Hello."},
+    ])
+    models = GatedModels(script)
+    async with Engine(durable(settings), tools=phase_tool_registry(), models=models) as engine:
+        record = await engine.create("Say hello")
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                results: list[Any] = []
+
+                async def first() -> None:
+                    results.append(await engine.run(record.id))
+
+                tg.start_soon(first)
+                await models.reached.wait()
+                input_id = await engine.durable.send_input(record.id, "The key is fixed: try again")
+                models.release.set()
+            first_leg = await (await DBOS.retrieve_workflow_async(workflow_id(record.id, 0))).get_result()
+            assert first_leg == {"status": "failed", "taken": []}
+            delivery = await (await DBOS.retrieve_workflow_async(f"{record.id}.input.{input_id}")).get_result()
+            assert delivery == "started"
+            record = await engine.durable.watch(record.id)
+        assert record.status == "completed" and record.result == "Hello."
+        assert record.legs[-1].input_id == input_id and record.legs[-1].workflow is None
+        script.assert_exhausted()
+
+
+async def test_an_empty_message_for_a_running_session_is_refused(settings: Any) -> None:
+    async with Engine(durable(settings), tools=phase_tool_registry(), models=ScriptedModels(Script([]))) as engine:
+        record = await engine.create("Say hello")
+        with pytest.raises(UserInputError, match="empty"):
+            await engine.durable.send_input(record.id, "  ")
+        with pytest.raises(UserInputError, match="max_rounds"):
+            await engine.durable.send_input(record.id, "go on", max_rounds=0)
