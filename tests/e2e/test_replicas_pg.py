@@ -239,12 +239,17 @@ CONTINUED = [
     {"agent": "controller", "handoff": "researcher"},  # continued through B
     {"agent": "researcher", "text": "Continued through the other replica."},
 ]
+TOLD = [
+    {"agent": "copilot_control", "handoff": "planner"},
+    {"agent": "planner", "text": "A plan in five steps.", "delay": 3},  # in flight on A while B passes on the message
+    {"agent": "planner", "expect": "in one line", "text": "The plan in one line."},
+]
 SLOW = [{"agent": a, "handoff": t, "delay": 0.4} for a, t in HOPS] + [{"agent": "researcher", "text": "Never reached.", "delay": 0.4}]
 
 
 async def test_replicas_share_sessions(tmp_path: Path, database: str) -> None:
     with anyio.fail_after(80):
-        async with two_replicas(tmp_path, database, READ + CONTINUED + SLOW) as servers:
+        async with two_replicas(tmp_path, database, READ + CONTINUED + TOLD + SLOW) as servers:
             a, b = servers["replica-a"], servers["replica-b"]
 
             # a session run through A reads the same from B
@@ -268,6 +273,19 @@ async def test_replicas_share_sessions(tmp_path: Path, database: str) -> None:
             events = await transcript(a, sid)
             assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
             assert logged(tmp_path) == list(range(len(READ) + len(CONTINUED)))
+
+            # a session running on A, given a message through B: A's run takes it when its rounds end
+            base = script_calls(tmp_path)
+            first = await start_on_a(servers, database, {"task": "Plan and write a report in three steps"})
+            sid = first["session_id"]
+            await until("the first model call", 15, lambda: calls_above(tmp_path, base))
+            queued = await call(b, "continue_copilot", {"session_id": sid, "message": "Now say it in one line", "wait_seconds": 0})
+            assert queued["status"] == "running" and queued["live"] is True, queued
+            done = await call(b, "continue_copilot", {"session_id": sid, "wait_seconds": 30})
+            assert done["status"] == "completed" and done["result"] == "The plan in one line.", (done, logs(servers))
+            assert await workflow_row(database, f"{sid}.leg0") == ("SUCCESS", "replica-a")
+            assert await workflow_row(database, f"{sid}.leg1") is None  # taken by the running leg: no second run
+            assert logged(tmp_path)[-len(TOLD):] == list(range(base, base + len(TOLD)))
 
             # a session started through A and running there, cancelled through B
             base = script_calls(tmp_path)
