@@ -63,8 +63,8 @@ _current: "DurableRuns | None" = None
 
 
 @DBOS.workflow(name="swarm.session_leg")
-async def session_leg(session_id: str, leg: int) -> str:
-    """One leg of a session, as a workflow: recovered and replayed after any crash."""
+async def session_leg(session_id: str, leg: int) -> dict[str, Any]:
+    """One leg of a session, as a workflow: recovered and replayed after any crash. Returns ``{status, taken}``."""
     if _current is None:
         raise RuntimeError("swarm.session_leg ran in a process without a launched durable engine")
     return await _current.execute(session_id, leg)
@@ -392,9 +392,7 @@ class DurableRuns:
             await DBOS.send_async(target, given, topic=INPUT, idempotency_key=given["id"])
             try:
                 outcome = await DBOS.get_result_async(target)
-            except (DBOSWorkflowCancelledError, DBOSAwaitedWorkflowCancelledError):
-                outcome = None
-            except Exception:  # the leg failed: the input was not taken
+            except Exception:  # the leg was cancelled or failed: it took no input; look again
                 outcome = None
             if isinstance(outcome, dict) and given["id"] in outcome.get("taken", []):
                 return "taken"
