@@ -26,7 +26,6 @@ import asyncio
 import logging
 import os
 import socket
-import sqlite3
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -41,6 +40,7 @@ from .runner import OnUpdate, SessionRunner
 from .scope import current_session
 from .session import SessionRecord
 from .store import Heartbeats, SqlStore
+from .system_db import system_database
 
 log = logging.getLogger("swarm.durable")
 
@@ -105,26 +105,6 @@ def current_workflow(record: SessionRecord) -> str | None:
 def in_workflow() -> bool:
     """Whether the current task runs a workflow's body (work started there runs inline, not as another workflow)."""
     return DBOS.workflow_id is not None
-
-
-class _WalConnection(sqlite3.Connection):
-    """DBOS's SQLite system database in WAL mode (its default journal blocks readers on every write)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.execute("PRAGMA journal_mode=WAL")
-        self.execute("PRAGMA synchronous=NORMAL")
-
-
-def system_database(settings: Settings) -> tuple[str, dict[str, Any]]:
-    """DBOS's system database: a SQLite file beside the store, or the store's own PostgreSQL database."""
-    url = settings.db_url
-    if url.startswith("sqlite"):
-        settings.home.mkdir(parents=True, exist_ok=True)
-        return f"sqlite:///{settings.home / 'dbos.sqlite'}", {"connect_args": {"factory": _WalConnection}}
-    if url.startswith("postgresql"):
-        return "postgresql://" + url.split("://", 1)[1], {}
-    raise ConfigError(f"durable sessions need SQLite or PostgreSQL; SWARM_MCP_DB={url!r} is neither (or set SWARM_MCP_DURABLE=0)")
 
 
 class _Relay:

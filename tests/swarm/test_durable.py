@@ -120,6 +120,24 @@ class GatedModels(ScriptedModels):
         return Gated()
 
 
+async def run_sending_midway(engine: Any, models: GatedModels, session_id: str, message: str) -> tuple[Any, str, str]:
+    """Run the session; while its first model call is in flight, send it ``message``. Returns what the run returned,
+    the input's id and how its delivery ended."""
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as tg:
+            results: list[Any] = []
+
+            async def first() -> None:
+                results.append(await engine.run(session_id))
+
+            tg.start_soon(first)
+            await models.reached.wait()  # the session's first round is in flight
+            input_id = await engine.durable.send_input(session_id, message)
+            models.release.set()
+        delivery = await (await DBOS.retrieve_workflow_async(f"{session_id}.input.{input_id}")).get_result()
+    return results[0], input_id, delivery
+
+
 async def test_a_message_sent_while_the_session_runs_is_taken_by_its_leg_when_its_rounds_end(settings: Any) -> None:
     script = Script([
         {"agent": "copilot_control", "handoff": "engineer"},
@@ -129,19 +147,7 @@ async def test_a_message_sent_while_the_session_runs_is_taken_by_its_leg_when_it
     models = GatedModels(script)
     async with Engine(durable(settings), tools=phase_tool_registry(), models=models) as engine:
         record = await engine.create("Compute six times seven")
-        with anyio.fail_after(30):
-            async with anyio.create_task_group() as tg:
-                results: list[Any] = []
-
-                async def first() -> None:
-                    results.append(await engine.run(record.id))
-
-                tg.start_soon(first)
-                await models.reached.wait()  # the session's first round is in flight
-                input_id = await engine.durable.send_input(record.id, "Show that it works for negative numbers too")
-                models.release.set()
-            delivery = await (await DBOS.retrieve_workflow_async(f"{record.id}.input.{input_id}")).get_result()
-        done = results[0]
+        done, input_id, delivery = await run_sending_midway(engine, models, record.id, "Show that it works for negative numbers too")
         assert done.status == "completed" and done.result == "-6 * 7 = -42 as well."  # the first caller saw it through
         assert delivery == "taken" and len(done.legs) == 2
         assert done.legs[1].workflow == workflow_id(record.id, 0) and done.legs[1].input_id == input_id
@@ -162,21 +168,11 @@ async def test_a_message_its_leg_ended_without_taking_starts_the_next_leg(settin
     models = GatedModels(script)
     async with Engine(durable(settings), tools=phase_tool_registry(), models=models) as engine:
         record = await engine.create("Say hello")
+        _, input_id, delivery = await run_sending_midway(engine, models, record.id, "The key is fixed: try again")
+        first_leg = await (await DBOS.retrieve_workflow_async(workflow_id(record.id, 0))).get_result()
+        assert first_leg == {"status": "failed", "taken": []}
+        assert delivery == "started"
         with anyio.fail_after(30):
-            async with anyio.create_task_group() as tg:
-                results: list[Any] = []
-
-                async def first() -> None:
-                    results.append(await engine.run(record.id))
-
-                tg.start_soon(first)
-                await models.reached.wait()
-                input_id = await engine.durable.send_input(record.id, "The key is fixed: try again")
-                models.release.set()
-            first_leg = await (await DBOS.retrieve_workflow_async(workflow_id(record.id, 0))).get_result()
-            assert first_leg == {"status": "failed", "taken": []}
-            delivery = await (await DBOS.retrieve_workflow_async(f"{record.id}.input.{input_id}")).get_result()
-            assert delivery == "started"
             record = await engine.durable.watch(record.id)
         assert record.status == "completed" and record.result == "Hello."
         assert record.legs[-1].input_id == input_id and record.legs[-1].workflow is None

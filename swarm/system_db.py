@@ -1,0 +1,29 @@
+"""DBOS's system database: where the durable engine keeps its workflows, steps, queues and messages."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from .config import Settings
+from .errors import ConfigError
+
+
+class _WalConnection(sqlite3.Connection):
+    """DBOS's SQLite system database in WAL mode (its default journal blocks readers on every write)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.execute("PRAGMA journal_mode=WAL")
+        self.execute("PRAGMA synchronous=NORMAL")
+
+
+def system_database(settings: Settings) -> tuple[str, dict[str, Any]]:
+    """DBOS's system database: a SQLite file beside the store, or the store's own PostgreSQL database."""
+    url = settings.db_url
+    if url.startswith("sqlite"):
+        settings.home.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{settings.home / 'dbos.sqlite'}", {"connect_args": {"factory": _WalConnection}}
+    if url.startswith("postgresql"):
+        return "postgresql://" + url.split("://", 1)[1], {}
+    raise ConfigError(f"durable sessions need SQLite or PostgreSQL; SWARM_MCP_DB={url!r} is neither (or set SWARM_MCP_DURABLE=0)")
