@@ -27,6 +27,17 @@ class UnknownSessionError(UserInputError):
         self.session_id = session_id
 
 
+class SessionBusyError(UserInputError):
+    """Another call (in this process or another replica) wrote the session at the same moment."""
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(
+            f"session {session_id} was changed by another call at the same moment (it is probably running now): wait for it "
+            f"with continue_copilot(session_id='{session_id}') without a message, then send yours"
+        )
+        self.session_id = session_id
+
+
 class ManifestError(UserInputError):
     """An agent manifest file is malformed: names the file, the field and what was expected."""
 

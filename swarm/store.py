@@ -8,13 +8,14 @@ transaction. A journal entry is written before the call's result is used.
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from .errors import UnknownSessionError
+from .errors import SessionBusyError, UnknownSessionError
 from .events import Event, now
 from .session import SessionRecord
 
@@ -231,6 +232,9 @@ class SqlStore:
 
         try:
             await self._tx(op)
+        except (sqlite3.IntegrityError, sa.exc.IntegrityError):  # those seqs were just written by another writer
+            record.last_seq, record.updated_at = previous
+            raise SessionBusyError(record.id) from None
         except BaseException:
             record.last_seq, record.updated_at = previous
             raise

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from swarm.errors import UnknownSessionError
+from swarm.errors import SessionBusyError, UnknownSessionError
 from swarm.events import Event, now
 from swarm.session import SessionRecord
 from swarm.store import SqlStore
@@ -72,8 +72,8 @@ async def test_a_duplicate_append_fails_instead_of_forking_the_transcript(store:
     rec = record(sid)
     await store.create_session(rec)
     await store.save(rec, [Event(type="message", content={"text": "one"})])
-    stale = rec.model_copy(update={"last_seq": 0})
-    with pytest.raises(Exception):
+    stale = rec.model_copy(update={"last_seq": 0})  # another writer's copy, read before the first save
+    with pytest.raises(SessionBusyError, match="changed by another call at the same moment.*continue_copilot"):
         await store.save(stale, [Event(type="message", content={"text": "fork"})])
     assert stale.last_seq == 0
     assert [e.content["text"] for e in await store.events(sid)] == ["one"]
