@@ -247,8 +247,8 @@ class DurableRuns:
         if relay is not None:
             self.attached[session_id] = relay
         try:
-            await self.runner.prepare(session_id, message=message, max_rounds=max_rounds, principal=principal, on_update=relay)
-            handle = await self._enqueue(await self.store.get_session(session_id), local=local)
+            record = await self.runner.prepare(session_id, message=message, max_rounds=max_rounds, principal=principal, on_update=relay)
+            handle = await self._enqueue(record, local=local)
             await self._follow(session_id, handle, relay)
         finally:
             self.attached.pop(session_id, None)
@@ -328,8 +328,9 @@ class DurableRuns:
         """A step that opens the leg ``given`` starts (run by ``workflow``, or by its own); None if the session refuses it."""
         async def open_leg() -> int | None:
             try:
-                return await self.runner.prepare(session_id, message=given["message"], max_rounds=given.get("max_rounds"),
-                                                 on_update=self.attached.get(session_id), workflow=workflow, input_id=given["id"])
+                record = await self.runner.prepare(session_id, message=given["message"], max_rounds=given.get("max_rounds"),
+                                                   on_update=self.attached.get(session_id), workflow=workflow, input_id=given["id"])
+                return len(record.legs) - 1
             except UserInputError as exc:  # the session was cancelled meanwhile, ...
                 log.warning("input %s for session %s was not taken: %s", given["id"], session_id, exc)
                 return None

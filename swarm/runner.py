@@ -111,20 +111,20 @@ class SessionRunner:
         """Open a leg and run it here, in this task (no durable workflow around it)."""
         if session_id in self.active:
             raise UserInputError(f"session {session_id} is already running; wait for it or cancel it first")
-        leg = await self.prepare(session_id, message=message, max_rounds=max_rounds, principal=principal, on_update=on_update)
-        return await self.run_leg(session_id, leg, on_update=on_update)
+        record = await self.prepare(session_id, message=message, max_rounds=max_rounds, principal=principal, on_update=on_update)
+        return await self.run_leg(session_id, len(record.legs) - 1, on_update=on_update)
 
     async def prepare(self, session_id: str, *, message: str | None = None, max_rounds: int | None = None,
                       principal: str | None = None, on_update: OnUpdate | None = None, workflow: str | None = None,
-                      input_id: str | None = None) -> int:
-        """Check the request, open the leg it starts and record the session ``running``; return the leg's index.
+                      input_id: str | None = None) -> SessionRecord:
+        """Check the request, open the leg it starts (the last of ``legs``) and record the session ``running``.
 
         ``workflow``: the durable workflow that will run the leg, when not its own; ``input_id``: the input that
         opens it (preparing the same input twice opens one leg).
         """
         record = await self.store.get_session(session_id, principal)
         if input_id is not None and record.legs and record.legs[-1].input_id == input_id:
-            return len(record.legs) - 1
+            return record
         self._check(record, message, max_rounds)
         open_leg(record, message, max_rounds)
         record.legs[-1].workflow, record.legs[-1].input_id = workflow, input_id
@@ -135,7 +135,7 @@ class SessionRunner:
         if message:
             start.insert(0, Event(type="message", agent="user", round=record.total_rounds, content={"text": message}))
         await self._save(record, start, on_update)
-        return len(record.legs) - 1
+        return record
 
     async def run_leg(self, session_id: str, leg_index: int, *, on_update: OnUpdate | None = None,
                       round_step: RoundStep | None = None) -> SessionRecord:
