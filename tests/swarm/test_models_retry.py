@@ -282,3 +282,74 @@ async def test_zero_retries_means_one_attempt() -> None:
     with pytest.raises(ProviderError, match="1 attempt;"):
         await client.create(MESSAGES)
     assert inner.calls == 1 and sleeps == []
+
+
+# ---- an empty reply is a provider fault (issue 9 item 8) ----------------------------------------
+
+EMPTY = CreateResult(finish_reason="stop", content="", usage=RequestUsage(prompt_tokens=3, completion_tokens=0), cached=False)
+
+
+class Replies(FlakyClient):
+    """Answers the queued CreateResults in turn (then OK)."""
+
+    def __init__(self, replies: Sequence[CreateResult]) -> None:
+        super().__init__([])
+        self.replies = list(replies)
+
+    async def create(self, messages: Any, **kwargs: Any) -> CreateResult:
+        self.calls += 1
+        return self.replies.pop(0) if self.replies else OK
+
+
+@pytest.mark.anyio
+async def test_an_empty_reply_is_retried_like_a_5xx(caplog: pytest.LogCaptureFixture) -> None:
+    blank = CreateResult(finish_reason="stop", content="  \n", usage=EMPTY.usage, cached=False)
+    no_calls = CreateResult(finish_reason="function_calls", content=[], usage=EMPTY.usage, cached=False)
+    inner = Replies([EMPTY, blank, no_calls])
+    client, sleeps = wrap(inner, base_delay=0.5)
+    with caplog.at_level(logging.WARNING, logger="swarm.models.retry"):
+        assert (await client.create(MESSAGES)).content == "done"
+    assert inner.calls == 4 and sleeps == [0.5, 1.0, 2.0]
+    assert "empty reply" in caplog.records[0].getMessage()
+
+
+@pytest.mark.anyio
+async def test_empty_replies_every_time_end_in_a_clear_provider_error() -> None:
+    inner = Replies([EMPTY] * 5)
+    client, sleeps = wrap(inner, max_retries=2)
+    with pytest.raises(ProviderError) as info:
+        await client.create(MESSAGES)
+    message = str(info.value)
+    assert "openai model 'gpt-test' returned an empty reply (no text and no tool call) 3 times in a row" in message
+    assert "continue_copilot" in message and "SWARM_MCP_MODEL" in message
+    assert info.value.attempts == 3 and inner.calls == 3 and len(sleeps) == 2
+
+
+@pytest.mark.anyio
+async def test_a_scripted_empty_text_is_an_empty_reply() -> None:
+    script = Script([{"agent": "engineer", "text": ""}, {"agent": "engineer", "text": "second try"}])
+    client, sleeps = wrap(ScriptedModelClient(script, "engineer"), provider="scripted")
+    assert (await client.create(MESSAGES)).content == "second try" and len(sleeps) == 1
+    script.assert_exhausted()
+
+
+@pytest.mark.anyio
+async def test_an_unstreamed_empty_answer_of_create_stream_is_retried() -> None:
+    inner = Replies([EMPTY])
+    client, sleeps = wrap(WrapsCreate(inner))
+    chunks = [c async for c in client.create_stream(MESSAGES)]
+    assert chunks == [OK] and inner.calls == 2 and len(sleeps) == 1
+
+
+class WrapsCreate(FlakyClient):
+    """create_stream yields create's whole answer as one item (as the journal and the local model do)."""
+
+    def __init__(self, inner: FlakyClient) -> None:
+        super().__init__([])
+        self.inner = inner
+
+    async def create(self, messages: Any, **kwargs: Any) -> CreateResult:
+        return await self.inner.create(messages, **kwargs)
+
+    async def create_stream(self, messages: Any, **kwargs: Any) -> AsyncGenerator[str | CreateResult, None]:
+        yield await self.create(messages, **kwargs)
