@@ -22,7 +22,7 @@ import mcp_types as types
 from mcp.shared.exceptions import MCPError
 from pydantic import BaseModel, ValidationError
 
-from swarm.errors import ConfigError, ModelBehaviourError, ProviderError, SwarmError, UnknownSessionError, UserInputError
+from swarm.errors import ConfigError, ModelBehaviourError, ProviderError, StorageError, SwarmError, UnknownSessionError, UserInputError
 
 log = logging.getLogger("swarm_mcp.edge")
 
@@ -44,6 +44,8 @@ def error_kind(exc: BaseException) -> str:
         return "provider"
     if isinstance(exc, ModelBehaviourError):
         return "model"
+    if isinstance(exc, StorageError):
+        return "storage"
     return "internal"
 
 
@@ -58,14 +60,24 @@ def tool_edge(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise
         except SwarmError as exc:
             kind = error_kind(exc)
-            if kind in ("internal", "provider", "model"):
+            if kind in ("internal", "provider", "model", "storage"):
                 log.warning("%s failed: %s", fn.__name__, exc)
             return error_result(str(exc), kind)
         except Exception as exc:
+            fault = _storage_fault(exc)
+            if fault is not None:  # met outside the store (DBOS's system database, a session's work dir)
+                log.warning("%s failed: %s (%s: %s)", fn.__name__, fault, type(exc).__name__, exc)
+                return error_result(str(fault), "storage")
             log.exception("%s crashed", fn.__name__)
             return error_result(f"internal error in swarm-mcp ({type(exc).__name__}); the server's log (stderr) has the details", "internal")
 
     return wrapper
+
+
+def _storage_fault(exc: BaseException) -> StorageError | None:
+    from swarm.store_faults import storage_fault
+
+    return storage_fault(exc, None)
 
 
 # ---- strict arguments ------------------------------------------------------------------------------

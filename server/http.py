@@ -5,7 +5,10 @@ Routes (one Starlette app, served by uvicorn):
 - ``/mcp``: streamable HTTP, both protocol eras - 2025-11-25 (``initialize``, ``Mcp-Session-Id``,
   a standalone GET stream for server-initiated messages) and 2026-07-28 (stateless requests);
 - ``/sse`` and ``/messages/``: the legacy HTTP+SSE transport (2024-11-05 clients);
-- ``/healthz``: ``{"status": "ok"}`` while the server serves (no auth, no Host check: for probes).
+- ``/healthz``: ``{"status": "ok"}`` while the server serves and its store can write (no auth, no Host
+  check: for probes); else 503 with ``{"status": "unavailable", "store": {"cause", "path", "message"}}``
+  naming what is wrong (read-only data directory, full disk, database locked by another process,
+  database unreachable) and the fix. The write probe's answer is kept for two seconds.
 
 Security, in the order a request meets it:
 
@@ -220,8 +223,23 @@ def build_app(mcp: Any, settings: HttpSettings) -> Starlette:
     def protect(app: Any) -> Any:
         return _Endpoint(RequireAuthMiddleware(app, [], None) if verifier is not None else app)
 
+    probes: list[Any] = []
+
     async def healthz(request: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok"})
+        if not probes:
+            from swarm.config import Settings
+            from swarm.store_faults import WriteProbe
+
+            try:
+                url = (getattr(mcp.swarm, "_settings", None) or Settings.from_env()).db_url
+            except ConfigError as exc:
+                return JSONResponse({"status": "unavailable", "error": str(exc)}, status_code=503)
+            probes.append(WriteProbe(url))
+        fault = await probes[0].check()
+        if fault is None:
+            return JSONResponse({"status": "ok"})
+        return JSONResponse({"status": "unavailable", "store": {"cause": fault.cause, "path": fault.path, "message": str(fault)}},
+                            status_code=503)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

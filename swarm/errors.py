@@ -69,5 +69,18 @@ class SessionCancelled(SwarmError):
     """The session was cancelled (cancel_session) while it ran, possibly from another replica."""
 
 
+class StorageError(SwarmError):
+    """The store's disk or database refused a read or write: caused by the machine, not by the caller or by us.
+
+    ``cause`` is ``read_only``, ``disk_full``, ``locked`` or ``unavailable``; ``path`` is the file or directory (or
+    the database URL without credentials) concerned. Nothing was written by the operation that failed.
+    """
+
+    def __init__(self, cause: str, path: str, message: str) -> None:
+        super().__init__(message)
+        self.cause = cause
+        self.path = path
+
+
 class InternalError(SwarmError):
     """A bug in swarm-mcp itself."""

@@ -7,17 +7,20 @@ transaction. A journal entry is written before the call's result is used.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from .errors import SessionBusyError, UnknownSessionError
+from .errors import SessionBusyError, StorageError, UnknownSessionError
 from .events import Event, now
 from .session import SessionRecord
+from .store_faults import LOCK_WAIT_SECONDS, LOCKED, storage_fault
 
 T = TypeVar("T")
 metadata = sa.MetaData()
@@ -57,6 +60,12 @@ executors = sa.Table(
     "executors", metadata,
     sa.Column("id", sa.String(128), primary_key=True),
     sa.Column("seen_at", sa.Float, nullable=False),  # unix time of the last heartbeat
+)
+
+health = sa.Table(
+    "health", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("checked_at", sa.Float, nullable=False),  # unix time of the health check's last write probe (swarm/store_faults.py)
 )
 
 
@@ -111,11 +120,18 @@ class _Prepared:
             cursor.close()
 
 
+BUSY_SLICE_MS = 100
+"""SQLite waits this long for another process's write lock inside one attempt (blocking its thread: on the
+inline path, the event loop); ``SqlStore._tx`` tries again between slices until LOCK_WAIT_SECONDS have passed."""
+BUSY_PAUSE = 0.05
+"""The pause between two attempts, during which other coroutines run."""
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
+    cur.execute(f"PRAGMA busy_timeout={BUSY_SLICE_MS}")
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=10000")
     cur.close()
 
 
@@ -140,8 +156,19 @@ class SqlStore:
         return self.url.startswith("sqlite")
 
     async def open(self) -> "SqlStore":
+        """Connect and create missing tables; a data directory that cannot be written raises StorageError."""
         if self.async_engine is not None or self.sync_engine is not None:
             return self
+        try:
+            return await self._open()
+        except BaseException as exc:
+            await self.close()  # a later open() starts afresh (the fault may be gone by then)
+            fault = storage_fault(exc, self.url) if isinstance(exc, Exception) else None
+            if fault is None or fault is exc:
+                raise
+            raise fault from exc
+
+    async def _open(self) -> "SqlStore":
         if self.is_sqlite:
             path = self.url.split(":///", 1)[1] if ":///" in self.url else ""
             if path and path != ":memory:":
@@ -174,7 +201,30 @@ class SqlStore:
             self.sync_engine = None
 
     async def _tx(self, op: Callable[..., T], *args: Any) -> T:
-        """Run ``op(connection, *args)`` in one transaction."""
+        """Run ``op(connection, *args)`` in one transaction; a storage fault becomes a StorageError (and writes nothing).
+
+        On SQLite, a write lock held by another process is waited for in slices (the event loop runs between them)
+        until LOCK_WAIT_SECONDS have passed since the first attempt; the transaction is then retried from the start.
+        """
+        deadline: float | None = None
+        while True:
+            try:
+                return await self._attempt(op, *args)
+            except StorageError:
+                raise
+            except Exception as exc:
+                fault = storage_fault(exc, self.url)
+                if fault is None:
+                    raise
+                if fault.cause == LOCKED and self.is_sqlite:
+                    if deadline is None:
+                        deadline = time.monotonic() + LOCK_WAIT_SECONDS - BUSY_SLICE_MS / 1000
+                    if time.monotonic() < deadline:
+                        await asyncio.sleep(BUSY_PAUSE)
+                        continue
+                raise fault from exc
+
+    async def _attempt(self, op: Callable[..., T], *args: Any) -> T:
         if self._sync_conn is not None:
             with self._sync_conn.begin():  # ops are synchronous: no other coroutine can interleave here
                 return op(self._sync_conn, *args)
