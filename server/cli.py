@@ -211,7 +211,7 @@ def _print_result(record: Any, as_json: bool) -> None:
     elif record.status == "paused":
         print(f"next: resume with `swarm-mcp continue {record.id}`")
     elif record.status == "failed":
-        print(f"error: {record.error}")
+        print(f"error: {record.error}", file=sys.stderr)
         print(f"next: fix the cause, then retry with `swarm-mcp continue {record.id}`")
     if record.result:
         print("result:")

@@ -155,16 +155,18 @@ class SessionRunner:
         ctx = self._context(record)
         ctx.journal = journal
         entry = record.meta.get("entry", ROUTER_AGENT)
-        team = build_team(
-            self.agents, control=control, router=self.router, entry=entry,
-            router_capable=self.models.is_capable(self.agents[ROUTER_AGENT].model_tier),
-            client_for=lambda m: JournaledModelClient(self.models.client_for(m.name, m.model_tier), journal, m.name, self.models.spec_for(m.model_tier)),
-            tools_for=lambda m: [JournaledTool(t, journal, m.name, ctx.outbox) for t in self.tools.build(m.tools, ctx, m.name)],
-        )
         self.active[session_id] = control
         committed, round_no = record.total_rounds, 0
         cancelled: SessionCancelled | None = None
         try:
+            # Building the team builds every agent's model client: a missing key or embedded model (ConfigError)
+            # ends the session failed here, before any model call, like any other failure of the leg.
+            team = build_team(
+                self.agents, control=control, router=self.router, entry=entry,
+                router_capable=self.models.is_capable(self.agents[ROUTER_AGENT].model_tier),
+                client_for=lambda m: JournaledModelClient(self.models.client_for(m.name, m.model_tier), journal, m.name, self.models.spec_for(m.model_tier)),
+                tools_for=lambda m: [JournaledTool(t, journal, m.name, ctx.outbox) for t in self.tools.build(m.tools, ctx, m.name)],
+            )
             for index, leg in enumerate(record.legs):
                 current = index == len(record.legs) - 1
                 control.arm(leg.max_rounds if current else leg.rounds)
