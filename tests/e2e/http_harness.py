@@ -78,10 +78,11 @@ async def http_server(tmp_path: Path, script: list[dict[str, Any]], *args: str, 
 
 
 @asynccontextmanager
-async def serve_process(tmp_path: Path, env: dict[str, str], *args: str, name: str = "server") -> AsyncIterator[HttpServer]:
+async def serve_process(tmp_path: Path, env: dict[str, str], *args: str, name: str = "server", wrap: tuple[str, ...] = ()) -> AsyncIterator[HttpServer]:
     """`serve --transport http --port 0` with exactly ``env``, ready for connections (its engine open); stopped
-    (SIGTERM) on exit unless the test killed it. Its stderr ends up in ``<tmp_path>/<name>.stderr``."""
-    proc = subprocess.Popen([sys.executable, "-m", "server.cli", "serve", "--transport", "http", "--port", "0", *args],
+    (SIGTERM) on exit unless the test killed it. Its stderr ends up in ``<tmp_path>/<name>.stderr``. ``wrap``: a
+    command that runs the server's command line given as its last arguments (and execs it: same process)."""
+    proc = subprocess.Popen([*wrap, sys.executable, "-m", "server.cli", "serve", "--transport", "http", "--port", "0", *args],
                             env=env, cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     lines: list[str] = []
     ready: list[re.Match[str]] = []
