@@ -25,7 +25,7 @@ from pydantic import BaseModel, ValidationError
 from swarm.errors import ModelBehaviourError, SwarmError, UserInputError
 from swarm.events import Event, EventType, Usage
 from swarm.journal import CallJournal, JournaledModelClient
-from swarm.sandbox import ExecutionResult, SandboxConfig, format_result, run_code
+from swarm.sandbox import ExecutionResult, SandboxConfig, format_result, run_code, sandbox_config
 
 from .models import Answer
 
@@ -189,7 +189,8 @@ class PhaseContext:
         args = {"code": code, "language": language, "filename": filename}
 
         async def live() -> str:
-            return (await run_code(code, language, self.work_dir, self.sandbox, filename=filename)).model_dump_json()  # type: ignore[arg-type]
+            sandbox = self.sandbox or sandbox_config(self.engine.settings)  # the operator's SWARM_MCP_SANDBOX; the store hidden
+            return (await run_code(code, language, self.work_dir, sandbox, filename=filename)).model_dump_json()  # type: ignore[arg-type]
 
         self.emit("tool_call", {"name": "execute_code", "arguments": args}, agent="executor")
         request = json.dumps({"tool": "execute_code", "args": args}, sort_keys=True)

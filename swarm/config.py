@@ -41,6 +41,9 @@ class Settings:
     """Session runs this process executes at once from the shared queue (SWARM_MCP_CONCURRENCY)."""
     takeover_seconds: float = 5.0
     """A replica silent this long is presumed dead; another one recovers its sessions (SWARM_MCP_TAKEOVER_SECONDS)."""
+    sandbox: str = "auto"
+    """Isolation of the engineer's code (SWARM_MCP_SANDBOX): auto (bubblewrap, else namespaces, else code is refused),
+    bubblewrap, namespaces (unshare + Landlock) or none (the operator's explicit opt-in to resource limits only)."""
 
     @property
     def work_root(self) -> Path:
@@ -67,9 +70,12 @@ class Settings:
             raise ConfigError("SWARM_MCP_CONCURRENCY must be a whole number (e.g. 8) and SWARM_MCP_TAKEOVER_SECONDS a number of seconds (e.g. 5)") from None
         if concurrency < 1 or takeover <= 0:
             raise ConfigError("SWARM_MCP_CONCURRENCY must be at least 1 and SWARM_MCP_TAKEOVER_SECONDS above 0")
+        sandbox = env.get("SWARM_MCP_SANDBOX", "auto").strip().lower() or "auto"
+        if sandbox not in ("auto", "bubblewrap", "namespaces", "none"):
+            raise ConfigError(f"SWARM_MCP_SANDBOX must be auto, bubblewrap, namespaces or none (none runs code without isolation), got {sandbox!r}")
         values: dict[str, object] = dict(home=home, db_url=db_url, model=env.get("SWARM_MCP_MODEL", "auto"), tier_models=tiers, agent_dirs=dirs,
                                          max_retries=retries, durable=durable, executor_id=env.get("SWARM_MCP_EXECUTOR_ID") or None,
-                                         concurrency=concurrency, takeover_seconds=takeover)
+                                         concurrency=concurrency, takeover_seconds=takeover, sandbox=sandbox)
         values.update(overrides)
         settings = cls(**values)  # type: ignore[arg-type]
         validate_model_spec(settings.model)

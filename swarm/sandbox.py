@@ -5,12 +5,12 @@ run by a child process (``sys.executable`` or bash) in a new session/process gro
 resource limits (``setrlimit``), a minimal allow-listed environment (no server secrets), a wall
 clock timeout that SIGKILLs the whole process group, and captured output capped per stream.
 
-Where bubblewrap (Debian package ``bubblewrap``, binary ``bwrap``) works, the child also runs in a
-filesystem/namespace sandbox: the whole filesystem read-only, the work dir read-write, a private
-``/tmp``, secrets-bearing directories (``/root``, ``/home``, ...) replaced by empty tmpfs, new
-pid/net/ipc/uts/user namespaces, all capabilities dropped, ``--die-with-parent``. Without it
-("rlimits" isolation) the child can still read files the server user can read, including
-``/proc/<server pid>/environ``; ``ExecutionResult.isolation`` always says which one was active.
+The child also runs inside an isolation layer (``swarm.isolation``): bubblewrap, or Linux
+namespaces with Landlock where bubblewrap is missing. Either one hides the server's environment
+and files, the store and other sessions' work dirs, blocks the network, allows writes only to the
+work dir and ends every process of the run with it. Where neither works, code does not run unless
+the operator opted in (``isolation="none"``, ``SWARM_MCP_SANDBOX=none``).
+``ExecutionResult.isolation`` always says which layer ran.
 """
 
 from __future__ import annotations
@@ -23,25 +23,27 @@ import resource
 import shutil
 import signal
 import sys
-import tempfile
 import time
 from pathlib import Path
-from typing import Annotated, Callable, Literal
+from typing import TYPE_CHECKING, Annotated, Callable, Literal
 
 from autogen_core.tools import FunctionTool
 from pydantic import BaseModel, ConfigDict, Field
 
+from . import isolation
 from .errors import ConfigError, UserInputError
+from .isolation import IsolationKind
+
+if TYPE_CHECKING:
+    from .config import Settings
 
 logger = logging.getLogger("swarm.sandbox")
 
 Language = Literal["python", "bash"]
 _SUFFIXES: dict[str, str] = {"python": ".py", "bash": ".sh"}
-BWRAP_BINARY = "bwrap"
 _DRAIN_GRACE_S = 2.0  # after the child is gone, how long to wait for a pipe held by an escaped process
 _TAIL_CHARS = 4000  # per stream, in the report fed back to the model
 _snippet_counter = itertools.count(1)
-_probe_cache: dict[tuple[object, ...], str | None] = {}  # probe key -> None (works) or failure reason
 
 
 class SandboxConfig(BaseModel):
@@ -49,20 +51,20 @@ class SandboxConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    timeout_seconds: float = Field(60.0, gt=0, description="Wall-clock limit; the whole process group is SIGKILLed after it.")
+    timeout_seconds: float = Field(60.0, gt=0, description="Wall-clock limit; the whole process tree is SIGKILLed after it.")
     max_output_bytes: int = Field(64 * 1024, ge=1, description="Bytes of stdout and of stderr kept (each); the rest is read and discarded.")
     cpu_seconds: int | None = Field(60, ge=1, description="RLIMIT_CPU (CPU seconds per process); None = no limit.")
     memory_bytes: int | None = Field(1 << 30, ge=1 << 24, description="RLIMIT_AS (address space per process); None = no limit.")
     max_file_bytes: int | None = Field(64 << 20, ge=0, description="RLIMIT_FSIZE (largest file a process may write); None = no limit.")
     max_processes: int | None = Field(
-        256, ge=1, description="RLIMIT_NPROC. It counts all processes of the *user* and root ignores it, so it is only applied when not running as root."
+        256, ge=1, description="Processes at once: the PID namespace's pid_max (the kernel allows no less than 301) and, when not root, RLIMIT_NPROC (root ignores it)."
     )
-    use_bubblewrap: Literal["auto", "always", "never"] = Field(
-        "auto", description="auto: use bwrap if a probe succeeds (cached per process), else rlimits only; always: fail if unavailable; never: rlimits only."
+    isolation: IsolationKind = Field(
+        "auto", description="auto: bubblewrap, else namespaces (unshare + Landlock), else refuse; bubblewrap / namespaces: that one or refuse; none: rlimits only (operator opt-in)."
     )
-    allow_network: bool = Field(False, description="With bubblewrap: share the host network (default: no network at all).")
+    allow_network: bool = Field(False, description="Share the host network (default: no network at all).")
     hidden_paths: tuple[str, ...] = Field(
-        ("/root", "/home", "/run/secrets"), description="With bubblewrap: directories replaced by an empty tmpfs (the interpreter is re-exposed read-only)."
+        ("/root", "/home", "/run/secrets"), description="Directories replaced by an empty tmpfs (the work dir and the interpreter are re-exposed)."
     )
     extra_env: dict[str, str] = Field(default_factory=dict, description="Variables explicitly added to the child's minimal environment.")
 
@@ -76,59 +78,25 @@ class ExecutionResult(BaseModel):
     timed_out: bool
     truncated: bool = Field(description="True if stdout or stderr exceeded max_output_bytes and was cut.")
     duration_s: float
-    isolation: str = Field(description="'bubblewrap', 'rlimits' or 'rlimits (bubblewrap unavailable: <reason>)'.")
+    isolation: str = Field(description="The layer that ran: 'bubblewrap', 'namespaces' or 'none (operator opt-in: rlimits only)'.")
     code_path: str = Field(description="Where the snippet was saved.")
-
-
-# --- bubblewrap -------------------------------------------------------------------------------
-
-
-def _bwrap_argv(work_dir: Path, config: SandboxConfig) -> list[str]:
-    """bwrap command-line prefix: read-only root, read-write work dir, private /tmp, no network."""
-    keep = {Path(p).resolve() for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
-    keep.add(Path(sys.executable).resolve().parent)
-    argv = [BWRAP_BINARY, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
-    tmp = Path("/tmp").resolve()
-    for hidden in dict.fromkeys([tmp, *(Path(p).resolve() for p in config.hidden_paths)]):
-        if not hidden.is_dir() or (hidden != tmp and any(k == hidden or hidden.is_relative_to(k) for k in keep)):
-            continue  # hiding it would hide the interpreter itself
-        argv += ["--tmpfs", str(hidden)]  # a private /tmp always; the interpreter is bound back below
-        for k in sorted(k for k in keep if k.is_relative_to(hidden)):
-            argv += ["--ro-bind", str(k), str(k)]
-    argv += ["--bind", str(work_dir), str(work_dir), "--chdir", str(work_dir), "--unshare-all"]
-    if config.allow_network:
-        argv.append("--share-net")
-    argv += ["--die-with-parent", "--new-session", "--cap-drop", "ALL", "--"]
-    return argv
 
 
 async def bubblewrap_unavailable_reason(config: SandboxConfig | None = None) -> str | None:
     """None if bubblewrap works here with ``config``'s flags, else why not. Probed once per process."""
-    config = config or SandboxConfig()
-    key = (BWRAP_BINARY, config.allow_network, config.hidden_paths)
-    if key not in _probe_cache:
-        _probe_cache[key] = await _probe_bwrap(config)
-        if _probe_cache[key]:
-            logger.warning("bubblewrap unavailable, falling back to rlimits only: %s", _probe_cache[key])
-    return _probe_cache[key]
+    return await isolation.unavailable_reason("bubblewrap", config or SandboxConfig())
 
 
-async def _probe_bwrap(config: SandboxConfig) -> str | None:
-    if shutil.which(BWRAP_BINARY) is None:
-        return f"{BWRAP_BINARY!r} not found on PATH (install the Debian package 'bubblewrap')"
-    with tempfile.TemporaryDirectory(prefix="swarm-bwrap-probe-") as tmp:
-        argv = _bwrap_argv(Path(tmp).resolve(), config) + [sys.executable, "-c", "pass"]
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
-            )
-            _, err = await asyncio.wait_for(proc.communicate(), 10)
-        except (OSError, TimeoutError) as exc:
-            return f"probe failed: {type(exc).__name__}: {exc}"
-    if proc.returncode != 0:
-        lines = err.decode(errors="replace").strip().splitlines() or [f"exit code {proc.returncode}"]
-        return lines[-1]
-    return None
+def sandbox_config(settings: "Settings", **overrides: object) -> SandboxConfig:
+    """The operator's sandbox (SWARM_MCP_SANDBOX) for sessions of ``settings``: the store's directory is hidden too."""
+    hidden = [*SandboxConfig.model_fields["hidden_paths"].default, str(settings.home)]
+    if settings.db_url.startswith("sqlite"):
+        db_file = settings.db_url.split(":///", 1)[-1].split("?", 1)[0]
+        if db_file and db_file != ":memory:":
+            hidden.append(str(Path(db_file).parent))
+    values: dict[str, object] = {"isolation": settings.sandbox, "hidden_paths": tuple(dict.fromkeys(hidden))}
+    values.update(overrides)
+    return SandboxConfig(**values)  # type: ignore[arg-type]
 
 
 # --- process setup ----------------------------------------------------------------------------
@@ -247,18 +215,9 @@ async def run_code(
     tmp_dir.mkdir(exist_ok=True)
     code_path = _write_snippet(work_dir, code, language, filename)
 
-    prefix: list[str] = []
-    isolation = "rlimits"
-    if config.use_bubblewrap != "never":
-        reason = await bubblewrap_unavailable_reason(config)
-        if reason is None:
-            prefix, isolation = _bwrap_argv(work_dir, config), "bubblewrap"
-        elif config.use_bubblewrap == "always":
-            raise ConfigError(f"use_bubblewrap='always' but bubblewrap is unavailable: {reason}")
-        else:
-            isolation = f"rlimits (bubblewrap unavailable: {reason})"
+    layer = await isolation.choose(work_dir, config)
     interpreter = [sys.executable] if language == "python" else [shutil.which("bash") or "/bin/bash"]
-    argv = prefix + interpreter + [str(code_path)]
+    argv = [*layer.prefix, *interpreter, str(code_path)]
 
     (out, out_tr, out_w), (err, err_tr, err_w) = await _open_pipe(config.max_output_bytes), await _open_pipe(config.max_output_bytes)
     proc: asyncio.subprocess.Process | None = None
@@ -294,7 +253,7 @@ async def run_code(
         out_tr.close()
         err_tr.close()
     duration = time.monotonic() - start
-    logger.info("ran %s (%s, %s): exit %s, %.2fs%s", code_path.name, language, isolation, exit_code, duration, ", timed out" if timed_out else "")
+    logger.info("ran %s (%s, %s): exit %s, %.2fs%s", code_path.name, language, layer.name, exit_code, duration, ", timed out" if timed_out else "")
     return ExecutionResult(
         exit_code=exit_code,
         stdout=out.data.decode("utf-8", errors="replace"),
@@ -302,7 +261,7 @@ async def run_code(
         timed_out=timed_out,
         truncated=out.truncated or err.truncated,
         duration_s=round(duration, 3),
-        isolation=isolation,
+        isolation=layer.name,
         code_path=str(code_path),
     )
 

@@ -89,12 +89,12 @@ class ToolRegistry:
 
 def default_registry() -> ToolRegistry:
     """The built-in tools: code execution in the session's sandboxed work dir."""
-    from .sandbox import execute_code_tool
+    from .sandbox import execute_code_tool, sandbox_config
 
     registry = ToolRegistry()
     registry.add(FunctionToolProvider(
         "execute_code",
         "Run Python or bash code in the session's sandboxed work directory.",
-        lambda ctx: execute_code_tool(ctx.work_dir),
+        lambda ctx: execute_code_tool(ctx.work_dir, sandbox_config(ctx.settings)),
     ))
     return registry

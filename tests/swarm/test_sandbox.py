@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from autogen_core import CancellationToken
 
-from swarm import sandbox
+from swarm import isolation, sandbox
+from swarm.config import Settings
 from swarm.errors import ConfigError
-from swarm.sandbox import SandboxConfig, bubblewrap_unavailable_reason, execute_code_tool, run_code
+from swarm.sandbox import SandboxConfig, bubblewrap_unavailable_reason, execute_code_tool, run_code, sandbox_config
 
 REPO_DIR = Path(__file__).resolve().parents[2]
 
@@ -47,9 +48,9 @@ def _live_processes_with(token: str) -> list[int]:
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("mode", ["never", "always"])
+@pytest.mark.parametrize("mode", ["none", "bubblewrap"])
 async def test_busy_loop_and_forked_grandchild_are_killed_at_the_timeout(tmp_path: Path, mode: str) -> None:
-    if mode == "always":
+    if mode == "bubblewrap":
         await _bwrap_or_skip()
     token = f"grandchild-{uuid.uuid4().hex}"
     code = (
@@ -59,7 +60,7 @@ async def test_busy_loop_and_forked_grandchild_are_killed_at_the_timeout(tmp_pat
         "while True:\n    pass\n"
     )
     start = time.monotonic()
-    result = await run_code(code, "python", tmp_path, SandboxConfig(timeout_seconds=2, use_bubblewrap=mode))
+    result = await run_code(code, "python", tmp_path, SandboxConfig(timeout_seconds=2, isolation=mode))
     assert result.timed_out
     assert result.exit_code == -9
     assert "started" in result.stdout
@@ -78,12 +79,12 @@ async def test_huge_output_is_capped_and_fast(tmp_path: Path) -> None:
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("mode", ["never", "auto"])
+@pytest.mark.parametrize("mode", ["none", "auto"])
 async def test_server_secrets_do_not_reach_the_child(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
     secret = f"s3cret-{uuid.uuid4().hex}"
     for name in ("SWARM_TEST_SECRET", "OPENAI_API_KEY", "ANTHROPIC_API_KEY", "SWARM_MCP_TOKEN"):
         monkeypatch.setenv(name, secret)
-    result = await run_code("import os\nprint(dict(os.environ))", "python", tmp_path, SandboxConfig(use_bubblewrap=mode))
+    result = await run_code("import os\nprint(dict(os.environ))", "python", tmp_path, SandboxConfig(isolation=mode))
     assert result.exit_code == 0, result.stderr
     assert secret not in result.stdout
     for name in ("SWARM_TEST_SECRET", "OPENAI_API_KEY", "ANTHROPIC_API_KEY", "SWARM_MCP_TOKEN"):
@@ -97,7 +98,7 @@ async def test_bubblewrap_hides_the_server_process_environ(tmp_path: Path, monke
     secret = f"s3cret-{uuid.uuid4().hex}"
     monkeypatch.setenv("SWARM_TEST_SECRET", secret)  # os.environ; /proc/<pid>/environ is the initial env
     code = f"try:\n    print(open('/proc/{os.getpid()}/environ').read())\nexcept OSError as e:\n    print('denied', e)\n"
-    result = await run_code(code, "python", tmp_path, SandboxConfig(use_bubblewrap="always"))
+    result = await run_code(code, "python", tmp_path, SandboxConfig(isolation="bubblewrap"))
     assert result.isolation == "bubblewrap"
     assert "denied" in result.stdout
 
@@ -114,7 +115,7 @@ async def test_bubblewrap_refuses_writes_outside_the_work_dir(tmp_path: Path) ->
         "    except OSError as e:\n        print('REFUSED', path, e.strerror)\n"
     )
     work = tmp_path / "work"
-    result = await run_code(code, "python", work, SandboxConfig(use_bubblewrap="always"))
+    result = await run_code(code, "python", work, SandboxConfig(isolation="bubblewrap"))
     assert result.isolation == "bubblewrap"
     assert result.exit_code == 0, result.stderr
     for target in targets:
@@ -126,13 +127,40 @@ async def test_bubblewrap_refuses_writes_outside_the_work_dir(tmp_path: Path) ->
 
 
 @pytest.mark.anyio
-async def test_auto_falls_back_to_rlimits_when_bwrap_is_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sandbox, "BWRAP_BINARY", "/nonexistent/bwrap")
-    result = await run_code("print('hi')", "python", tmp_path, SandboxConfig(use_bubblewrap="auto"))
+async def test_auto_falls_back_to_namespaces_when_bwrap_is_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(isolation, "BWRAP_BINARY", "/nonexistent/bwrap")
+    if await isolation.unavailable_reason("namespaces", SandboxConfig()) is not None:
+        pytest.skip("the namespaces isolation (unshare + Landlock) is unavailable on this machine")
+    result = await run_code("print('hi')", "python", tmp_path, SandboxConfig(isolation="auto"))
     assert result.stdout == "hi\n"
-    assert result.isolation.startswith("rlimits (bubblewrap unavailable: ")
-    with pytest.raises(ConfigError, match="bubblewrap is unavailable"):
-        await run_code("print('hi')", "python", tmp_path, SandboxConfig(use_bubblewrap="always"))
+    assert result.isolation == "namespaces"
+    with pytest.raises(ConfigError, match="bubblewrap: '/nonexistent/bwrap' not found"):
+        await run_code("print('hi')", "python", tmp_path, SandboxConfig(isolation="bubblewrap"))
+
+
+@pytest.mark.anyio
+async def test_without_any_isolation_code_is_refused_unless_the_operator_opts_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(isolation, "BWRAP_BINARY", "/nonexistent/bwrap")
+    monkeypatch.setattr(isolation, "UNSHARE_BINARY", "/nonexistent/unshare")
+    with pytest.raises(ConfigError) as refused:
+        await run_code("open('ran', 'w')", "python", tmp_path, SandboxConfig())
+    message = str(refused.value)
+    assert "no isolation layer works here" in message and "apt-get install bubblewrap" in message
+    assert "user namespaces" in message and "SWARM_MCP_SANDBOX=none" in message
+    assert not (tmp_path / "ran").exists()
+    report = await execute_code_tool(tmp_path).run_json({"code": "open('ran', 'w')", "language": "python"}, CancellationToken())
+    assert report.startswith("error: code was not run: no isolation layer works here") and not (tmp_path / "ran").exists()
+    opted_in = await run_code("print('ran')", "python", tmp_path, SandboxConfig(isolation="none"))
+    assert opted_in.stdout == "ran\n" and opted_in.isolation == "none (operator opt-in: rlimits only)"
+
+
+def test_the_operator_chooses_the_sandbox_in_settings(tmp_path: Path) -> None:
+    assert Settings.from_env(env={"SWARM_MCP_HOME": str(tmp_path)}).sandbox == "auto"
+    settings = Settings.from_env(env={"SWARM_MCP_HOME": str(tmp_path), "SWARM_MCP_SANDBOX": "None"})
+    config = sandbox_config(settings)
+    assert config.isolation == "none" and str(tmp_path) in config.hidden_paths  # the store is hidden from code
+    with pytest.raises(ConfigError, match="SWARM_MCP_SANDBOX must be auto, bubblewrap, namespaces or none"):
+        Settings.from_env(env={"SWARM_MCP_HOME": str(tmp_path), "SWARM_MCP_SANDBOX": "off"})
 
 
 @pytest.mark.anyio
@@ -179,7 +207,7 @@ async def test_function_tool_rejects_unsupported_language(tmp_path: Path) -> Non
 @pytest.mark.anyio
 async def test_function_tool_reports_a_start_failure_as_text(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sandbox.sys, "executable", "/nonexistent/python")
-    tool = execute_code_tool(tmp_path, SandboxConfig(use_bubblewrap="never"))
+    tool = execute_code_tool(tmp_path, SandboxConfig(isolation="none"))
     report = await tool.run_json({"code": "print(1)", "language": "python"}, CancellationToken())
     assert report.startswith("error: the code could not be started")
     assert "/nonexistent/python" in report
