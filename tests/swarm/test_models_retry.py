@@ -15,7 +15,7 @@ import openai
 import pytest
 from autogen_core.models import ChatCompletionClient, CreateResult, RequestUsage, UserMessage
 
-from swarm.errors import ProviderError
+from swarm.errors import ConfigError, ProviderError
 from swarm.models.retry import RetryingModelClient, RetryPolicy, classify, parse_retry_after
 from swarm.models.scripted import SCRIPTED_INFO, Script, ScriptedModelClient
 
@@ -353,3 +353,12 @@ class WrapsCreate(FlakyClient):
 
     async def create_stream(self, messages: Any, **kwargs: Any) -> AsyncGenerator[str | CreateResult, None]:
         yield await self.create(messages, **kwargs)
+
+
+@pytest.mark.anyio
+async def test_a_config_error_at_the_first_call_is_never_retried() -> None:
+    inner = FlakyClient([ConfigError("could not load the local model: reinstall it")])
+    client, sleeps = wrap(inner)
+    with pytest.raises(ConfigError, match="reinstall it"):
+        await client.create(MESSAGES)
+    assert inner.calls == 1 and sleeps == []
