@@ -41,6 +41,7 @@ logger = logging.getLogger("swarm.sandbox")
 
 Language = Literal["python", "bash"]
 _SUFFIXES: dict[str, str] = {"python": ".py", "bash": ".sh"}
+_END_GRACE_S = 5.0  # how long a killed namespace may take to empty before its layer process is killed too
 _DRAIN_GRACE_S = 2.0  # after the child is gone, how long to wait for a pipe held by an escaped process
 _TAIL_CHARS = 4000  # per stream, in the report fed back to the model
 _snippet_counter = itertools.count(1)
@@ -199,6 +200,27 @@ def _kill_group(pgid: int) -> None:
         pass
 
 
+async def _end_tree(proc: asyncio.subprocess.Process, isolated: bool) -> int:
+    """End every process of the run; its exit code. Isolated, the layer's child is the first process of the run's
+    PID namespace: killing it kills all the others (``setsid`` ones too), and our child exits once they are gone."""
+    if isolated and proc.returncode is None:
+        try:
+            children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        except OSError:
+            children = []
+        for child in children:
+            try:
+                os.kill(int(child), signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        try:
+            await asyncio.wait_for(asyncio.shield(proc.wait()), _END_GRACE_S)
+        except TimeoutError:
+            logger.warning("sandbox process %s still running %.1fs after its namespace was killed", proc.pid, _END_GRACE_S)
+    _kill_group(proc.pid)  # the layer itself, or (no isolation) the code and what stayed in its process group
+    return await proc.wait()
+
+
 # --- public API -------------------------------------------------------------------------------
 
 
@@ -242,14 +264,15 @@ async def run_code(
             await asyncio.wait_for(proc.wait(), config.timeout_seconds)
         except TimeoutError:
             timed_out = True
-        _kill_group(proc.pid)  # the timed-out child, or leftovers (background jobs) of a finished one
-        exit_code = await proc.wait()
+        exit_code = await _end_tree(proc, bool(layer.prefix))  # the timed-out run, or leftovers of a finished one
+        if timed_out:
+            exit_code = -signal.SIGKILL  # whatever the layer's own process made of it (unshare: 1)
         _, pending = await asyncio.wait([out.closed, err.closed], timeout=_DRAIN_GRACE_S)
         if pending:
             logger.warning("output of %s still open %.1fs after exit (escaped process?)", code_path.name, _DRAIN_GRACE_S)
-    finally:  # also on cancellation: never leave the child running
+    finally:  # also on cancellation: never leave a process of the run running
         if proc is not None:
-            _kill_group(proc.pid)
+            await _end_tree(proc, bool(layer.prefix))
         out_tr.close()
         err_tr.close()
     duration = time.monotonic() - start

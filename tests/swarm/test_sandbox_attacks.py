@@ -3,6 +3,7 @@ namespaces fallback). Each attack is bounded in time and count, and each must be
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import socket
 import subprocess
@@ -219,3 +220,16 @@ async def test_a_1_gb_print_is_capped(kind: str, store: Path) -> None:
     result = await run_code(code, "python", store / "sessions" / "mine", _config(store, kind, max_output_bytes=cap, timeout_seconds=30))
     assert result.isolation == kind and result.exit_code == 0 and not result.timed_out, result.stderr
     assert result.truncated and len(result.stdout.encode()) == cap
+
+
+async def test_a_cancelled_run_ends_its_whole_tree(kind: str, store: Path) -> None:
+    token = f"cancelled-{uuid.uuid4().hex}"
+    code = (
+        "import subprocess, sys\n"
+        f"subprocess.Popen(['setsid', sys.executable, '-c', 'import time; time.sleep(60)', {token!r}])\n"
+        "while True:\n    pass\n"
+    )
+    run = run_code(code, "python", store / "sessions" / "mine", _config(store, kind, timeout_seconds=30))
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(run, 1.5)  # the caller gives up (cancellation) long before the run's own limit
+    assert _live_processes_with(token) == []
