@@ -41,6 +41,7 @@ from .scope import current_session
 from .session import SessionRecord
 from .store import Heartbeats, SqlStore
 from .system_db import system_database
+from .thread_pool import dbos_thread_pool
 
 log = logging.getLogger("swarm.durable")
 
@@ -159,7 +160,8 @@ class DurableRuns:
         _current = self
         try:
             DBOS(config=config)
-            DBOS.launch()  # on the loop's thread: recovered and dequeued workflows run on this loop
+            with dbos_thread_pool():  # DBOS's pool (the loop's default executor) bounded, idle threads retired
+                DBOS.launch()  # on the loop's thread: recovered and dequeued workflows run on this loop
             self.queue = await DBOS.register_queue_async(QUEUE, worker_concurrency=self.settings.concurrency, polling_interval_sec=0.1)
         except BaseException:
             _current = None
