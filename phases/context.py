@@ -24,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 
 from swarm.errors import ModelBehaviourError, SwarmError, UserInputError
 from swarm.events import Event, EventType, Usage
+from swarm.grants import Grants, check_code
 from swarm.journal import CallJournal, JournaledModelClient
 from swarm.sandbox import ExecutionResult, SandboxConfig, format_result, run_code, sandbox_config
 
@@ -122,6 +123,8 @@ class PhaseContext:
     replayed_events: int = 0
     """Events an earlier run of this phase already recorded; a resumed run emits them again, so they are skipped."""
     sandbox: SandboxConfig | None = None
+    grants: Grants | None = None
+    """What the session may do (its durable record's): code runs only if they allow it."""
     round_base: int = 0
     """The session's round count when this run started; events are numbered from it."""
     emitted: int = 0
@@ -189,6 +192,7 @@ class PhaseContext:
         args = {"code": code, "language": language, "filename": filename}
 
         async def live() -> str:
+            check_code(self.grants, "the executor's code (the engineer's program)")
             sandbox = self.sandbox or sandbox_config(self.engine.settings)  # the operator's SWARM_MCP_SANDBOX; the store hidden
             return (await run_code(code, language, self.work_dir, sandbox, filename=filename)).model_dump_json()  # type: ignore[arg-type]
 

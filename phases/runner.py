@@ -22,6 +22,8 @@ from pydantic import BaseModel
 from swarm.errors import InternalError, ProviderError, SwarmError, UserInputError
 from swarm.events import Event, Usage, now
 from swarm.journal import CallJournal
+from swarm.scope import current_grants
+from swarm.grants import Grants
 from swarm.session import PendingApproval, SessionRecord
 from swarm.tools import SessionContext
 from swarm.workers import register
@@ -64,15 +66,16 @@ def last_run(record: SessionRecord) -> dict[str, Any] | None:
 
 
 async def run_phase(engine: Any, name: str, params: Mapping[str, Any] | BaseModel | None = None, *,
-                    session_id: str | None = None, principal: str = "local") -> PhaseResult:
-    """Run a phase in a new session (kind ``phase:<name>``) or in ``session_id`` (which then supplies state such
-    as the plan). A failed or interrupted run of the same phase with the same parameters there is resumed."""
+                    session_id: str | None = None, principal: str = "local", grants: Grants | None = None) -> PhaseResult:
+    """Run a phase in a new session (kind ``phase:<name>``, with ``grants``: by default a local caller's) or in
+    ``session_id`` (which then supplies state such as the plan). A failed or interrupted run of the same phase with the
+    same parameters there is resumed."""
     phase = get_phase(name)
     values = phase.validate(params)
     if session_id is None:
         if phase.check is not None:
             phase.check({}, values)
-        record = await engine.create(task_of(phase, values), kind=f"phase:{name}", principal=principal)
+        record = await engine.create(task_of(phase, values), kind=f"phase:{name}", principal=principal, grants=grants)
         return await drive(engine, record, phase, new_run(record, phase, values))
     record = await engine.get(session_id, principal)
     if record.status == "waiting_input" and record.pending is not None:
@@ -186,12 +189,14 @@ async def _play(engine: Any, record: SessionRecord, phase: Phase, run: dict[str,
     if record.id in active:
         raise UserInputError(f"session {record.id} is already running; wait for it to finish")
     active.add(record.id)
+    grants_token = current_grants.set(record.grants)
     try:
         journal = await CallJournal.load(engine.store, journal_id(record.id, run["id"]))
         work_dir = Path(record.meta.get("work_dir") or engine.settings.work_root / record.id)
         work_dir.mkdir(parents=True, exist_ok=True)
         pctx = PhaseContext(engine=engine, session_id=record.id, work_dir=work_dir, state=record.meta, journal=journal, run_id=run["id"],
-                            answers=run["answers"], replayed_events=run["events"], round_base=run["round_base"], sandbox=engine.services.get(SANDBOX))
+                            answers=run["answers"], replayed_events=run["events"], round_base=run["round_base"], sandbox=engine.services.get(SANDBOX),
+                            grants=record.grants)
         extra: list[Event] = []
         try:
             run["output"] = await phase.execute(pctx, phase.params.model_validate(run["params"]))
@@ -214,6 +219,7 @@ async def _play(engine: Any, record: SessionRecord, phase: Phase, run: dict[str,
         await _save(engine, record, run, pctx, extra)
     finally:
         active.discard(record.id)
+        current_grants.reset(grants_token)
     return result_of(record, run, phase.name)
 
 
@@ -257,7 +263,7 @@ async def run_as_tool(phase: Phase, ctx: SessionContext, params: BaseModel) -> s
         raise InternalError("phase tools need the engine in the session's services (services['engine'])")
     if phase.interactive:
         parent = await engine.get(ctx.session_id)
-        result = await run_phase(engine, phase.name, params, principal=parent.principal)
+        result = await run_phase(engine, phase.name, params, principal=parent.principal, grants=parent.grants)
         ctx.state.setdefault("phase_sessions", []).append({"phase": phase.name, "session_id": result.session_id})
         reply = result.model_dump(mode="json", include={"session_id", "phase", "status", "output", "error", "pending_approval"})
         if result.pending_approval is not None:
@@ -268,7 +274,7 @@ async def run_as_tool(phase: Phase, ctx: SessionContext, params: BaseModel) -> s
     run_id = f"t{outer.position}" if outer is not None else f"t_{uuid.uuid4().hex[:8]}"
     journal = await CallJournal.load(engine.store, journal_id(ctx.session_id, run_id))
     pctx = PhaseContext(engine=engine, session_id=ctx.session_id, work_dir=ctx.work_dir, state=ctx.state, journal=journal,
-                        run_id=run_id, outbox=ctx.outbox, sandbox=engine.services.get(SANDBOX))
+                        run_id=run_id, outbox=ctx.outbox, sandbox=engine.services.get(SANDBOX), grants=ctx.grants)
     reply = {"phase": phase.name, "status": "completed"}
     try:
         reply["output"] = await phase.execute(pctx, params)

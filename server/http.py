@@ -202,6 +202,7 @@ def build_app(mcp: Any, settings: HttpSettings) -> Starlette:
     from mcp.server.transport_security import TransportSecuritySettings
 
     from .auth import build_verifier
+    from .disconnect import CancelDroppedCalls
 
     verifier = build_verifier(settings.token, settings.token_subject, settings.token_verifier)
     if verifier is None and not settings.loopback:
@@ -251,7 +252,7 @@ def build_app(mcp: Any, settings: HttpSettings) -> Starlette:
         middleware += [Middleware(AuthenticationMiddleware, backend=BearerAuthBackend(verifier)), Middleware(AuthContextMiddleware)]
     routes = [
         Route(HEALTH_PATH, healthz, methods=["GET"]),
-        Route(MCP_PATH, protect(StreamableHTTPASGIApp(manager)), methods=["GET", "POST", "DELETE"]),
+        Route(MCP_PATH, protect(CancelDroppedCalls(StreamableHTTPASGIApp(manager))), methods=["GET", "POST", "DELETE"]),
         Route(SSE_PATH, protect(serve_sse), methods=["GET"]),
         Mount(MESSAGES_PATH, app=protect(sse.handle_post_message)),
     ]

@@ -42,7 +42,9 @@ class Call:
         self.ctx = ctx
         self.principal = principal_of(ctx)
         self.remote = is_remote(ctx)
-        """Whether the call came over HTTP: its runs may not execute code unless the operator allows it."""
+        """Whether the call came over HTTP: sessions it creates or continues may not execute code unless the operator allows it."""
+        self.origin: Literal["local", "remote"] = "remote" if self.remote else "local"
+        """The same, as a session's grants name it (swarm.grants)."""
         self.declined: set[str] = set()
         self._progress = 0.0
         self._round = -1

@@ -3,7 +3,7 @@
 ``InterruptibleClient.create`` races the inner call against the run's ``stopping`` event. When the
 run is interrupted the inner call is cancelled (it is our own task, not autogen's, so cancelling it
 is safe) and ``SessionInterrupted`` is raised: autogen stops the team with an error, the runner
-saves the session, and the run registry records it ``paused`` or ``cancelled``.
+records the session ``paused`` or ``cancelled`` (one status event, no error: see swarm/runner.py).
 """
 
 from __future__ import annotations
@@ -15,12 +15,8 @@ from autogen_core import CancellationToken
 from autogen_core.models import ChatCompletionClient, CreateResult, LLMMessage
 from autogen_core.tools import Tool, ToolSchema
 
-from swarm.errors import SwarmError
+from swarm.errors import SessionInterrupted
 from swarm.models.base import WrappingModelClient
-
-
-class SessionInterrupted(SwarmError):
-    """The run was interrupted on purpose (its caller went away, cancel_session, server shutdown)."""
 
 
 class InterruptibleClient(WrappingModelClient):
@@ -31,8 +27,9 @@ class InterruptibleClient(WrappingModelClient):
         self.run = run
 
     def _interrupted(self) -> SessionInterrupted:
-        why = "cancel_session" if self.run.stop_reason == "cancel" else "its caller went away"
-        return SessionInterrupted(f"the round was interrupted ({why}); the session resumes from its last completed round")
+        if self.run.stop_reason == "cancel":
+            return SessionInterrupted("cancel", "cancel_session")
+        return SessionInterrupted("pause", self.run.stop_note or "the call that was following the session was cancelled")
 
     async def create(
         self,

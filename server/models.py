@@ -18,6 +18,7 @@ import os
 from typing import Any
 
 from swarm.errors import ConfigError
+from swarm.scope import current_grants
 
 from .runs import active_run
 
@@ -43,6 +44,9 @@ class ServerModels:
         """The tier's model spec for the current run (or, with ``client_samples``, for a run of such a client)."""
         spec = self.base.spec_for(tier)
         if client_samples is None:
+            grants = current_grants.get()
+            if grants is not None and grants.model == "sampling" and self.configured(tier) == "auto":
+                return "sampling"  # the session runs on its client's model, connected or not: never a silent fallback
             run = active_run()
             client_samples = run is not None and run.channel is not None
         if spec == "local" and self.configured(tier) == "auto" and client_samples:
@@ -61,6 +65,13 @@ class ServerModels:
         if self.spec_for(tier) != "sampling":
             client = self.base.client_for(agent, tier)
         elif run is None or run.channel is None:
+            grants = current_grants.get()
+            if grants is not None and grants.model == "sampling":
+                raise ConfigError(
+                    "this session runs on its MCP client's own model (sampling), and no client that offers sampling is "
+                    "connected to this run (the server restarted, or the call went away): continue it with continue_copilot "
+                    "from a client that supports sampling"
+                )
             raise ConfigError(
                 "the sampling backend needs an MCP client that offers sampling (sampling/createMessage), and this "
                 "client does not: connect with a client that supports sampling, or set SWARM_MCP_MODEL to auto, local, "

@@ -12,6 +12,8 @@ from typing import Any
 
 from swarm.errors import UserInputError
 
+from .code_policy import check_phase
+
 PHASE_TOOLS: dict[str, str] = {
     "invoke_planning_phase": "planning",
     "invoke_control_phase": "control",
@@ -47,13 +49,14 @@ async def run_phase(service: Any, call: Any, phase_name: str, args: dict[str, An
     if session_id is None:
         if phase.check is not None:
             phase.check({}, params)
-        service.code.check_phase(call.remote, phase_name, params.model_dump(), {})
+        check_phase(engine.grants_for(call.origin, sampling=service.samples(call)), phase_name, params.model_dump(), {})
         service._check_sampling(call)
-        record = await engine.create(task_of(phase, params), kind=f"phase:{phase_name}", principal=call.principal)
+        record = await engine.create(task_of(phase, params), kind=f"phase:{phase_name}", principal=call.principal,
+                                     origin=call.origin, sampling=service.samples(call))
         session_id = record.id
     else:
-        record = await engine.get(session_id, call.principal)
-        service.code.check_phase(call.remote, phase_name, params.model_dump(), record.meta or {})
+        record = await engine.admit(session_id, call.principal, call.origin)
+        check_phase(record.grants, phase_name, params.model_dump(), record.meta or {})
     sid = session_id
     await service.start(call, sid, work=lambda: run(engine, phase_name, params, session_id=sid, principal=call.principal))
     return await service.follow(call, sid, wait)
@@ -63,7 +66,7 @@ async def resume(service: Any, call: Any, record: Any, message: str | None) -> N
     """continue_copilot on a phase session: answer its approval with the message, or resume an interrupted run."""
     from phases.runner import resume_phase
 
-    check_code(service, call, record)
+    check_code(record)
 
     if record.status == "waiting_input" and record.pending is not None:
         if not message:
@@ -78,12 +81,12 @@ async def resume(service: Any, call: Any, record: Any, message: str | None) -> N
     await service.start(call, record.id, work=lambda: resume_phase(engine, record.id, principal=call.principal))
 
 
-def check_code(service: Any, call: Any, record: Any) -> None:
-    """Before a phase session goes on for a call: the code policy, with the parameters of its last phase run."""
+def check_code(record: Any) -> None:
+    """Before a phase session goes on for a call: its grants, with the parameters of its last phase run."""
     runs = (record.meta or {}).get("phase_runs") or []
     params = runs[-1].get("params") or {} if runs else {}
     name = runs[-1].get("name") if runs else str(record.kind).split(":", 1)[1]
-    service.code.check_phase(call.remote, name, params, record.meta or {})
+    check_phase(record.grants, name, params, record.meta or {})
 
 
 def check_decision(pending: Any, decision: str, feedback: str | None) -> tuple[str, str | None]:
@@ -98,7 +101,7 @@ async def answer(service: Any, call: Any, record: Any, pending: Any, decision: s
     from phases.runner import resolve_approval
 
     decision, feedback = check_decision(pending, decision, feedback)
-    check_code(service, call, record)
+    check_code(record)
     engine = await service.engine()
     await service.start(call, record.id, work=lambda: resolve_approval(engine, record.id, pending.id, decision, feedback,
                                                                          principal=call.principal))
@@ -110,16 +113,10 @@ def describe() -> list[dict[str, Any]]:
     return describe_phases()
 
 
-def tool_registry(policy: Any = None) -> Any:
-    """The engine's tools: swarm's built-ins plus every phase as an ``invoke_<name>_phase`` tool (None without phases);
-    with a ``CodePolicy``, those that run code check it at each call."""
+def tool_registry() -> Any:
+    """The engine's tools: swarm's built-ins plus every phase as an ``invoke_<name>_phase`` tool (None without phases)."""
     try:
         from phases.registry import phase_tool_registry
     except ImportError:  # pragma: no cover - a build without phases
         return None
-    registry = phase_tool_registry()
-    if policy is None:
-        return registry
-    from .code_policy import guard_registry
-
-    return guard_registry(registry, policy)
+    return phase_tool_registry()

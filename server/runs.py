@@ -84,10 +84,10 @@ class Run:
     """The run's sampling channel (None: the client offers no sampling)."""
     stop_reason: str | None = None
     """Why the run was interrupted: 'pause' (its caller went away, server shutdown) or 'cancel'."""
+    stop_note: str | None = None
+    """What happened, in words, for the transcript's ``paused`` event."""
     phase: bool = False
     """A phase run (phases/): single agents, no team, so a task cancel is a clean interrupt (recorded paused)."""
-    remote: bool = False
-    """Started by a call over HTTP: code execution follows the remote policy (server/code_policy.py)."""
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     recent: deque[Any] = field(default_factory=lambda: deque(maxlen=64))
     requests: dict[str, ClientRequest] = field(default_factory=dict)
@@ -110,10 +110,10 @@ class Run:
         """The client requests still without an answer."""
         return [r for r in self.requests.values() if not r.future.done()]
 
-    def interrupt(self, reason: str) -> None:
+    def interrupt(self, reason: str, note: str | None = None) -> None:
         """End the run's in-flight model call (and any later one) so that the run stops soon."""
         if self.stop_reason is None or reason == "cancel":
-            self.stop_reason = reason
+            self.stop_reason, self.stop_note = reason, note
         self.stopping.set()
         if self.phase and self.task is not None and not self.task.done():
             self.task.cancel()
@@ -178,7 +178,7 @@ class RunRegistry:
 
     async def start(self, engine: Any, session_id: str, *, principal: str, message: str | None = None,
                     max_rounds: int | None = None, channel: Callable[[Run], Any] | None = None, work: Work | None = None,
-                    remote: bool = False, watch: bool = False) -> Run:
+                    watch: bool = False) -> Run:
         """Start a run of the session as a background task: the swarm (``engine.run``), or a phase step
         (``work``); return once it is running.
 
@@ -189,7 +189,7 @@ class RunRegistry:
         if previous is not None and not previous.done:  # (a run that has just ended may not be unregistered yet)
             raise UserInputError(f"session {session_id} is already running; wait for it with continue_copilot(session_id='{session_id}') "
                                  "(no message) or stop it with cancel_session")
-        run = Run(session_id=session_id, principal=principal, phase=work is not None, remote=remote)
+        run = Run(session_id=session_id, principal=principal, phase=work is not None)
         run.channel = channel(run) if channel is not None else None
         context = contextvars.copy_context()
         context.run(current_run.set, run)
@@ -202,7 +202,7 @@ class RunRegistry:
         try:
             await asyncio.wait({run.task, started}, return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
-            run.interrupt("pause")
+            run.interrupt("pause", PAUSED_BY_CALLER)
             raise
         finally:
             started.cancel()
@@ -231,13 +231,6 @@ class RunRegistry:
         samples = getattr(engine.models, "samples", None)
         local = run.channel is not None and samples is not None and samples()
         record = await engine.run(run.session_id, message=message, max_rounds=max_rounds, principal=run.principal, on_update=on_update, local=local)
-        if run.stop_reason == "pause" and record.status == "failed":  # interrupted on purpose: resumable, not failed
-            from swarm.events import Event
-
-            record.status, record.error = "paused", None
-            await engine.store.save(record, [Event(type="status", round=record.total_rounds,
-                                                   content={"status": "paused", "reason": PAUSED_BY_CALLER})])
-            await on_update(record, [])
         run.record = record
         return record
 
@@ -303,14 +296,14 @@ class RunRegistry:
         except asyncio.CancelledError:
             if not run.done:
                 log.info("the call following session %s was cancelled: pausing the session", run.session_id)
-                run.interrupt("pause")
+                run.interrupt("pause", PAUSED_BY_CALLER)
             raise
 
-    async def stop(self, run: Run, reason: str, grace: float) -> None:
+    async def stop(self, run: Run, reason: str, grace: float, note: str | None = None) -> None:
         """Interrupt a run and wait for it to end; past ``grace``, cancel its task (the last resort)."""
         if run.task is None or run.task.done():
             return
-        run.interrupt(reason)
+        run.interrupt(reason, note)
         done, _ = await asyncio.wait({run.task}, timeout=grace)
         if not done:
             log.warning("session %s did not stop within %.1f s of its interrupt: cancelling its task", run.session_id, grace)
@@ -323,4 +316,4 @@ class RunRegistry:
         """Interrupt every run (each is recorded ``paused``) and wait for them to end."""
         runs = [r for r in self._runs.values() if not r.done]
         if runs:
-            await asyncio.gather(*(self.stop(r, "pause", grace) for r in runs))
+            await asyncio.gather(*(self.stop(r, "pause", grace, "the server shut down") for r in runs))

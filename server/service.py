@@ -9,6 +9,7 @@ first use, never on the stdio start-up path.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 from contextlib import asynccontextmanager
@@ -18,7 +19,6 @@ import mcp_types as types
 
 from swarm.errors import SwarmError, UserInputError
 
-from .code_policy import CodePolicy
 from .interaction import MAX_RELAY_ROUNDS, Call
 from .models import ServerModels
 from .phases import is_phase_session
@@ -56,7 +56,8 @@ class SwarmService:
     def __init__(self, settings: Any = None, *, models: Any = None, bus: Any = None, cancel_grace: float = 2.0,
                  sampling_timeout: float | None = None, remote_code: bool | None = None) -> None:
         self._settings = settings
-        self.code = CodePolicy(remote_code)
+        self._remote_code = remote_code
+        """Overrides SWARM_MCP_REMOTE_CODE (settings.remote_code) for the engine this service opens."""
         self._base_models = models
         self._engine: Any = None
         self._lock = asyncio.Lock()
@@ -82,6 +83,8 @@ class SwarmService:
                     from swarm.engine import Engine
 
                     settings = self._settings or Settings.from_env()
+                    if self._remote_code is not None:
+                        settings = dataclasses.replace(settings, remote_code=self._remote_code)
                     base = self._base_models
                     if base is None:
                         from swarm.models.factory import ModelFactory
@@ -89,7 +92,7 @@ class SwarmService:
                         base = ModelFactory(settings)
                     from .phases import tool_registry
 
-                    engine = Engine(settings, models=ServerModels(base), tools=tool_registry(self.code))
+                    engine = Engine(settings, models=ServerModels(base), tools=tool_registry())
                     await engine.__aenter__()
                     self.status_cache = StatusCache(settings.db_url)
                     self._engine = engine
@@ -192,13 +195,13 @@ class SwarmService:
             return await self.continue_(call, session_id, task, max_rounds, wait)
         engine = await self.engine()
         self._check_sampling(call)
-        record = await engine.create(task, max_rounds=max_rounds, principal=call.principal)
+        record = await engine.create(task, max_rounds=max_rounds, principal=call.principal, origin=call.origin, sampling=self.samples(call))
         await self.start(call, record.id)
         return await self.follow(call, record.id, wait)
 
     async def continue_(self, call: Call, session_id: str, message: str | None, max_rounds: int | None, wait: float) -> Outcome:
         engine = await self.engine()
-        record = await engine.get(session_id, call.principal)  # also: the caller must own it
+        record = await engine.admit(session_id, call.principal, call.origin)  # also: the caller must own it
         run = self.runs.get(session_id)
         if run is not None and not run.done and run.stop_reason is not None:  # interrupted, winding down: resume after it
             await asyncio.wait({run.task}, timeout=max(self.cancel_grace, wait))
@@ -282,7 +285,7 @@ class SwarmService:
 
     async def resolve(self, call: Call, session_id: str, approval_id: str, decision: str, feedback: str | None, wait: float) -> Outcome:
         engine = await self.engine()
-        record = await engine.get(session_id, call.principal)
+        record = await engine.admit(session_id, call.principal, call.origin)
         pending = record.pending if record.status == "waiting_input" else None
         if pending is None:
             raise UserInputError(f"session {session_id} has no pending approval (it is {record.status}); read its state with session_status")
@@ -318,7 +321,7 @@ class SwarmService:
         """Start a run of the session (the swarm, or a phase step ``work``) owned by this server."""
         engine = await self.engine()
         run = await self.runs.start(engine, session_id, principal=call.principal, message=message, max_rounds=max_rounds,
-                                    channel=call.channel(self.sampling_timeout), work=work, remote=call.remote)
+                                    channel=call.channel(self.sampling_timeout), work=work)
         model = self.model_spec(call)
         total = run.record.max_rounds if run.record is not None else None
         await call.report(0, total, f"session {session_id} started (model: {model})")
@@ -333,6 +336,10 @@ class SwarmService:
             return str(models.spec_for("default"))
         except Exception as exc:
             return f"unavailable: {exc}"
+
+    def samples(self, call: Call) -> bool:
+        """Whether sessions this call creates run on its client's own model (MCP sampling)."""
+        return self.model_spec(call) == "sampling"
 
     def _check_sampling(self, call: Call) -> None:
         models = self._engine.models if self._engine is not None else None

@@ -44,6 +44,9 @@ class Settings:
     sandbox: str = "auto"
     """Isolation of the engineer's code (SWARM_MCP_SANDBOX): auto (bubblewrap, else namespaces, else code is refused),
     bubblewrap, namespaces (unshare + Landlock) or none (the operator's explicit opt-in to resource limits only)."""
+    remote_code: bool = False
+    """Sessions created by remote (HTTP) callers may execute code (SWARM_MCP_REMOTE_CODE=1); decided per session when it
+    is created and kept in its record (swarm/grants.py)."""
 
     @property
     def work_root(self) -> Path:
@@ -75,13 +78,18 @@ class Settings:
             raise ConfigError(f"SWARM_MCP_SANDBOX must be auto, bubblewrap, namespaces or none (none runs code without isolation), got {sandbox!r}")
         values: dict[str, object] = dict(home=home, db_url=db_url, model=env.get("SWARM_MCP_MODEL", "auto"), tier_models=tiers, agent_dirs=dirs,
                                          max_retries=retries, durable=durable, executor_id=env.get("SWARM_MCP_EXECUTOR_ID") or None,
-                                         concurrency=concurrency, takeover_seconds=takeover, sandbox=sandbox)
+                                         concurrency=concurrency, takeover_seconds=takeover, sandbox=sandbox,
+                                         remote_code=_flag(env.get("SWARM_MCP_REMOTE_CODE")))
         values.update(overrides)
         settings = cls(**values)  # type: ignore[arg-type]
         validate_model_spec(settings.model)
         for spec in settings.tier_models.values():
             validate_model_spec(spec)
         return settings
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def validate_model_spec(spec: str) -> None:

@@ -10,6 +10,7 @@ from typing import Any, Mapping
 
 from .config import Settings
 from .errors import UserInputError
+from .grants import Grants, Origin
 from .events import Event, now
 from .manifest import AgentManifest, check_tools, load_agents
 from .router import OfflineRouter
@@ -65,8 +66,13 @@ class Engine:
             await self.store.close()
 
     async def create(self, task: str, *, max_rounds: int = 20, principal: str = "local", kind: str = "copilot",
-                     meta: dict[str, Any] | None = None) -> SessionRecord:
-        """Create a session (status running, nothing run yet) and record its task."""
+                     meta: dict[str, Any] | None = None, origin: Origin = "local", sampling: bool = False,
+                     grants: Grants | None = None) -> SessionRecord:
+        """Create a session (status running, nothing run yet) and record its task.
+
+        Its grants (what it may do) are those of a caller from ``origin`` whose runs use the caller's own model when
+        ``sampling``, or exactly ``grants`` (a session a session creates inherits its parent's).
+        """
         task = (task or "").strip()
         if not task:
             raise UserInputError("task must be a non-empty description of what to do")
@@ -75,12 +81,17 @@ class Engine:
         if max_rounds < 1:
             raise UserInputError(f"max_rounds must be at least 1, got {max_rounds}")
         stamp = now()
-        record = SessionRecord(id=f"s_{uuid.uuid4().hex[:16]}", principal=principal, kind=kind, task=task,
+        grants = grants or self.grants_for(origin, sampling=sampling)
+        record = SessionRecord(id=f"s_{uuid.uuid4().hex[:16]}", principal=principal, grants=grants, kind=kind, task=task,
                                created_at=stamp, updated_at=stamp, max_rounds=max_rounds, meta=dict(meta or {}))
         record.meta.setdefault("work_dir", str(self.settings.work_root / record.id))
         await self.store.create_session(record)
         await self.store.save(record, [Event(type="message", agent="user", content={"text": task})])
         return record
+
+    def grants_for(self, origin: Origin, *, sampling: bool = False) -> Grants:
+        """What a session created by a caller from ``origin`` may do (``sampling``: its runs use the caller's own model)."""
+        return Grants.for_origin(origin, remote_code=self.settings.remote_code, model="sampling" if sampling else "server")
 
     async def run(self, session_id: str, *, message: str | None = None, max_rounds: int | None = None,
                   principal: str | None = None, on_update: OnUpdate | None = None, local: bool = False) -> SessionRecord:
@@ -100,6 +111,18 @@ class Engine:
         if self.durable is not None:
             stopped = await self.durable.cancel(session_id, record) or stopped
         return stopped
+
+    async def admit(self, session_id: str, principal: str | None, origin: Origin) -> SessionRecord:
+        """The session for a caller from ``origin`` who is about to make it go on: its grants narrowed to what that
+        caller may do (saved before anything runs, so every later run obeys them). Unknown or foreign ids fail clearly."""
+        record = await self.store.get_session(session_id, principal)
+        if record.grants is not None:
+            narrowed = record.grants.narrowed(origin, remote_code=self.settings.remote_code)
+            if narrowed != record.grants:
+                record.grants = narrowed
+                await self.store.save(record, [Event(type="status", round=record.total_rounds, content={
+                    "status": record.status, "grants": narrowed.model_dump(), "reason": "continued by a remote caller: code execution is off"})])
+        return record
 
     async def watch(self, session_id: str, on_update: OnUpdate | None = None) -> SessionRecord:
         """Follow a durable run of the session that runs elsewhere (another replica) until it ends."""

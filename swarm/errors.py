@@ -65,6 +65,16 @@ class ProviderError(SwarmError):
         self.attempts = attempts
 
 
+class SessionInterrupted(SwarmError):
+    """A run was stopped on purpose mid-round: its caller went away or the server shut down (``reason`` 'pause': the
+    session is recorded paused, resumable), or cancel_session (``reason`` 'cancel'). Not a failure: no error is recorded."""
+
+    def __init__(self, reason: str, why: str) -> None:
+        super().__init__(f"the round was interrupted ({why}); the session resumes from its last completed round")
+        self.reason = reason
+        self.why = why
+
+
 class SessionCancelled(SwarmError):
     """The session was cancelled (cancel_session) while it ran, possibly from another replica."""
 

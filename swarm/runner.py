@@ -23,12 +23,12 @@ from autogen_core.models import ChatCompletionClient
 from autogen_core.tools import BaseTool
 
 from .config import Settings
-from .errors import ProviderError, SessionCancelled, SwarmError, UserInputError
+from .errors import ProviderError, SessionCancelled, SessionInterrupted, SwarmError, UserInputError
 from .events import Event, Usage, events_from_message
 from .journal import CallJournal, JournaledModelClient, JournaledTool
 from .manifest import AgentManifest
 from .router import OfflineRouter
-from .scope import current_session
+from .scope import current_grants, current_session
 from .session import Leg, PendingApproval, SessionRecord
 from .store import Store
 from .team import ROUTER_AGENT, CopilotControl, RoundControl, build_team
@@ -149,7 +149,7 @@ class SessionRunner:
         record = await self.store.get_session(session_id)
         if record.status != "running" or leg_index != len(record.legs) - 1 or session_id in self.active:
             return record
-        token = current_session.set(session_id)
+        token, grants_token = current_session.set(session_id), current_grants.set(record.grants)
         journal = await CallJournal.load(self.store, session_id)
         control = RoundControl(self.agents)
         ctx = self._context(record)
@@ -213,16 +213,22 @@ class SessionRunner:
             _merge_usage(record, journal.take_usage())
             await self._save(record, [*ctx_events(ctx), Event(type="status", round=record.total_rounds, content={"status": "cancelled", "reason": str(exc)})], on_update)
         except Exception as exc:  # provider failures, model misbehaviour, bugs: the session fails, its transcript stays
-            error = _describe(journal.last_error or exc)
-            log.warning("session %s failed: %s", session_id, error)
-            record.status, record.error = "failed", error
+            root = _root(journal.last_error or exc)
             _merge_usage(record, journal.take_usage())
-            failure = [Event(type="error", round=record.total_rounds + 1, content={"error": error, "kind": type(_root(journal.last_error or exc)).__name__}),
-                       Event(type="status", round=record.total_rounds, content={"status": "failed"})]
-            await self._save(record, [*ctx_events(ctx), *failure], on_update)
+            if isinstance(root, SessionInterrupted):  # stopped on purpose mid-round: paused (or cancelled), not failed
+                record.status, record.pending = "cancelled" if root.reason == "cancel" else "paused", None
+                ending = [Event(type="status", round=record.total_rounds, content={"status": record.status, "reason": root.why})]
+            else:
+                error = _describe(root)
+                log.warning("session %s failed: %s", session_id, error)
+                record.status, record.error = "failed", error
+                ending = [Event(type="error", round=record.total_rounds + 1, content={"error": error, "kind": type(root).__name__}),
+                          Event(type="status", round=record.total_rounds, content={"status": "failed"})]
+            await self._save(record, [*ctx_events(ctx), *ending], on_update)
         finally:
             self.active.pop(session_id, None)
             current_session.reset(token)
+            current_grants.reset(grants_token)
         return record
 
     def _check(self, record: SessionRecord, message: str | None, max_rounds: int | None) -> None:
@@ -240,7 +246,8 @@ class SessionRunner:
     def _context(self, record: SessionRecord) -> SessionContext:
         work_dir = self.settings.work_root / record.id
         work_dir.mkdir(parents=True, exist_ok=True)
-        return SessionContext(session_id=record.id, work_dir=work_dir, settings=self.settings, state=record.meta, services=self.services)
+        return SessionContext(session_id=record.id, work_dir=work_dir, settings=self.settings, state=record.meta, services=self.services,
+                              grants=record.grants)
 
     def _round_commit(self, record: SessionRecord, turn: list[Any], round_no: int, team: Any, journal: CallJournal,
                       ctx: SessionContext, on_update: OnUpdate | None) -> Callable[[], Awaitable[None]]:

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from .events import Usage
+from .grants import Grants
 
 Status = Literal["running", "paused", "waiting_input", "completed", "failed", "cancelled"]
 RESUMABLE: frozenset[str] = frozenset({"paused", "waiting_input", "running", "failed"})
@@ -47,6 +48,8 @@ class SessionRecord(BaseModel):
 
     id: str
     principal: str = "local"
+    grants: Grants | None = None
+    """What the session may do (origin, code, whose model), fixed at creation; None (an older record): no code."""
     kind: str = "copilot"
     task: str
     status: Status = "running"

@@ -11,9 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 
-from autogen_core.tools import BaseTool
+from autogen_core import CancellationToken
+from autogen_core.tools import BaseTool, ToolSchema
+from pydantic import BaseModel
 
 from .errors import ManifestError
+from .grants import Grants, check_code
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -35,6 +38,8 @@ class SessionContext:
     """Engine-wide services a provider may need (``engine``: the Engine); opaque to swarm/."""
     journal: Any = None
     """The session's CallJournal: model clients and tools a tool builds must go through it."""
+    grants: Grants | None = None
+    """What the session may do (from its durable record); None: unknown, so nothing gated is allowed."""
 
     def emit(self, events: list["Event"]) -> None:
         """Record extra transcript events for this session; they are saved with the current round."""
@@ -60,6 +65,30 @@ class FunctionToolProvider:
 
     def build(self, ctx: SessionContext) -> BaseTool[Any, Any]:
         return self.factory(ctx)
+
+
+class GuardedTool(BaseTool[BaseModel, BaseModel]):
+    """A tool whose every call first passes ``check(arguments)``, which raises to refuse it (the agent sees the error)."""
+
+    def __init__(self, inner: BaseTool[Any, Any], check: Callable[[dict[str, Any]], None]) -> None:
+        super().__init__(inner.args_type(), inner.return_type(), inner.name, inner.description)
+        self._inner = inner
+        self._check = check
+
+    @property
+    def schema(self) -> ToolSchema:
+        return self._inner.schema
+
+    async def run(self, args: BaseModel, cancellation_token: CancellationToken) -> Any:
+        self._check(args.model_dump())
+        return await self._inner.run(args, cancellation_token)
+
+    async def run_json(self, args: Mapping[str, Any], cancellation_token: CancellationToken, call_id: str | None = None) -> Any:
+        self._check(dict(args))
+        return await self._inner.run_json(args, cancellation_token, call_id=call_id)
+
+    def return_value_as_string(self, value: Any) -> str:
+        return self._inner.return_value_as_string(value)
 
 
 class ToolRegistry:
@@ -88,13 +117,13 @@ class ToolRegistry:
 
 
 def default_registry() -> ToolRegistry:
-    """The built-in tools: code execution in the session's sandboxed work dir."""
+    """The built-in tools: code execution in the session's sandboxed work dir, if the session's grants allow it."""
+    registry = ToolRegistry()
+    registry.add(FunctionToolProvider("execute_code", "Run Python or bash code in the session's sandboxed work directory.", _code_tool))
+    return registry
+
+
+def _code_tool(ctx: SessionContext) -> BaseTool[Any, Any]:
     from .sandbox import execute_code_tool, sandbox_config
 
-    registry = ToolRegistry()
-    registry.add(FunctionToolProvider(
-        "execute_code",
-        "Run Python or bash code in the session's sandboxed work directory.",
-        lambda ctx: execute_code_tool(ctx.work_dir, sandbox_config(ctx.settings)),
-    ))
-    return registry
+    return GuardedTool(execute_code_tool(ctx.work_dir, sandbox_config(ctx.settings)), lambda _args: check_code(ctx.grants, "the engineer's code (execute_code)"))

@@ -8,10 +8,12 @@ import pytest
 from mcp.server.subscriptions import ResourceUpdated
 
 from server.auth import STATIC_CLIENT_ID, StaticTokenVerifier, build_verifier, load_verifier, token_subject
-from server.code_policy import CodeExecutionRefused, CodePolicy, may_run_code
+from server.code_policy import check_phase, may_run_code
 from server.http import HttpSettings, _matches, allowed_hosts, allowed_origins, is_loopback
 from server.notify import Notifier, PrincipalBus
+from swarm.config import Settings
 from swarm.errors import ConfigError
+from swarm.grants import CodeRefused, Grants
 
 pytestmark = pytest.mark.anyio
 
@@ -131,16 +133,20 @@ def test_which_phases_may_run_code() -> None:
     assert not any(may_run_code(p, {}, {"plan": engineer}) for p in ("planning", "hitl_planning", "hitl_checkpoint", "idea_generation"))
 
 
-def test_code_policy(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("SWARM_MCP_REMOTE_CODE", raising=False)
-    policy = CodePolicy()
-    assert policy.allows(remote=False) and not policy.allows(remote=True)
-    with pytest.raises(CodeExecutionRefused, match="SWARM_MCP_REMOTE_CODE=1"):
-        policy.check_phase(True, "one_shot", {"agent": "engineer"}, {})
-    policy.check_phase(False, "one_shot", {"agent": "engineer"}, {})
-    policy.check_phase(True, "planning", {}, {})
-    monkeypatch.setenv("SWARM_MCP_REMOTE_CODE", "1")
-    assert CodePolicy().allows(remote=True)
+def test_code_policy(tmp_path: Any) -> None:
+    assert not Settings.from_env({"SWARM_MCP_HOME": str(tmp_path)}).remote_code
+    assert Settings.from_env({"SWARM_MCP_HOME": str(tmp_path), "SWARM_MCP_REMOTE_CODE": "1"}).remote_code
+    local, remote = Grants.for_origin("local", remote_code=False), Grants.for_origin("remote", remote_code=False)
+    assert local.code and not remote.code and Grants.for_origin("remote", remote_code=True).code
+    with pytest.raises(CodeRefused, match="SWARM_MCP_REMOTE_CODE=1"):
+        check_phase(remote, "one_shot", {"agent": "engineer"}, {})
+    check_phase(local, "one_shot", {"agent": "engineer"}, {})
+    check_phase(remote, "planning", {}, {})
+    with pytest.raises(CodeRefused, match="no record of who started it"):  # unknown grants (an older record): refused
+        check_phase(None, "one_shot", {"agent": "engineer"}, {})
+    # grants only narrow: a remote caller continuing a local session takes code away; a local one gives none back
+    assert local.narrowed("remote", remote_code=False) == Grants(origin="remote", code=False)
+    assert local.narrowed("remote", remote_code=True) == local and remote.narrowed("local", remote_code=False) == remote
 
 
 def test_request_state_keys() -> None:
