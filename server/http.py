@@ -203,6 +203,7 @@ def build_app(mcp: Any, settings: HttpSettings) -> Starlette:
 
     from .auth import build_verifier
     from .disconnect import CancelDroppedCalls
+    from .jsonrpc import guarded
 
     verifier = build_verifier(settings.token, settings.token_subject, settings.token_verifier)
     if verifier is None and not settings.loopback:
@@ -230,12 +231,14 @@ def build_app(mcp: Any, settings: HttpSettings) -> Starlette:
         if not probes:
             from swarm.config import Settings
             from swarm.store_faults import WriteProbe
+            from swarm.system_db import sqlite_system_database
 
             try:
-                url = (getattr(mcp.swarm, "_settings", None) or Settings.from_env()).db_url
+                swarm_settings = getattr(mcp.swarm, "_settings", None) or Settings.from_env()
             except ConfigError as exc:
                 return JSONResponse({"status": "unavailable", "error": str(exc)}, status_code=503)
-            probes.append(WriteProbe(url))
+            system = sqlite_system_database(swarm_settings) if swarm_settings.durable else None
+            probes.append(WriteProbe(swarm_settings.db_url, also=[system] if system is not None else []))
         fault = await probes[0].check()
         if fault is None:
             return JSONResponse({"status": "ok"})
@@ -252,9 +255,9 @@ def build_app(mcp: Any, settings: HttpSettings) -> Starlette:
         middleware += [Middleware(AuthenticationMiddleware, backend=BearerAuthBackend(verifier)), Middleware(AuthContextMiddleware)]
     routes = [
         Route(HEALTH_PATH, healthz, methods=["GET"]),
-        Route(MCP_PATH, protect(CancelDroppedCalls(StreamableHTTPASGIApp(manager))), methods=["GET", "POST", "DELETE"]),
+        Route(MCP_PATH, protect(guarded(CancelDroppedCalls(StreamableHTTPASGIApp(manager)))), methods=["GET", "POST", "DELETE"]),
         Route(SSE_PATH, protect(serve_sse), methods=["GET"]),
-        Mount(MESSAGES_PATH, app=protect(sse.handle_post_message)),
+        Mount(MESSAGES_PATH, app=protect(guarded(sse.handle_post_message))),  # guarded: every message with an id is answered
     ]
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.auth = "bearer token" if verifier is not None else "none (loopback, principal 'local')"

@@ -19,7 +19,7 @@ import sqlite3
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Sequence
 
 from .errors import StorageError
 
@@ -176,18 +176,28 @@ def storage_error(cause: str, url: str | None, detail: str = "") -> StorageError
     return StorageError(cause, database if cause in (LOCKED, UNAVAILABLE) else directory, f"{message} {retry}")
 
 
+class _Elsewhere(Exception):
+    """The probe of another database file than the store's failed (its cause says why)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(str(path))
+        self.path = path
+
+
 class WriteProbe:
     """Whether the store at ``url`` can write now, for the health check: the answer is kept ``every`` seconds.
 
     SQLite: free space on the data directory's disk, then a tiny committed write to the database (the
     ``health`` table, taking the write lock for at most PROBE_LOCK_WAIT_SECONDS), or, before the
-    database exists, a file written and removed in the data directory. PostgreSQL: a row written
-    in a transaction that is rolled back, with a short lock timeout.
+    database exists, a file written and removed in the data directory; the write lock of each of
+    ``also`` (other SQLite files beside it: DBOS's system database) is taken and given back.
+    PostgreSQL: a row written in a transaction that is rolled back, with a short lock timeout.
     """
 
-    def __init__(self, url: str, every: float = 2.0) -> None:
+    def __init__(self, url: str, every: float = 2.0, also: Sequence[Path] = ()) -> None:
         self.url = url
         self.every = every
+        self.also = tuple(also)
         self._checked = -1e9
         self._answer: StorageError | None = None
         self._lock = asyncio.Lock()
@@ -199,11 +209,15 @@ class WriteProbe:
                 try:
                     if sqlite_path(self.url) is not None:
                         await asyncio.to_thread(self._sqlite)
+                        for other in self.also:
+                            await asyncio.to_thread(self._write_lock, other)
                     elif self.url.startswith("postgresql"):
                         await self._postgres()
                     self._answer = None
                 except Exception as exc:
-                    self._answer = storage_fault(exc, self.url) or storage_error(UNAVAILABLE, self.url, detail=f"{type(exc).__name__}: {exc}")
+                    url = f"sqlite:///{exc.path}" if isinstance(exc, _Elsewhere) else self.url
+                    cause = exc.__cause__ if isinstance(exc, _Elsewhere) and exc.__cause__ is not None else exc
+                    self._answer = storage_fault(cause, url) or storage_error(UNAVAILABLE, url, detail=f"{type(cause).__name__}: {cause}")
                 self._checked = time.monotonic()
             return self._answer
 
@@ -233,6 +247,19 @@ class WriteProbe:
                 raise
         finally:
             conn.close()
+
+    def _write_lock(self, path: Path) -> None:
+        if not path.exists():
+            return
+        try:
+            conn = sqlite3.connect(path, timeout=PROBE_LOCK_WAIT_SECONDS, isolation_level=None)
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("ROLLBACK")
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:
+            raise _Elsewhere(path) from exc
 
     async def _postgres(self) -> None:
         import sqlalchemy as sa

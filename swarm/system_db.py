@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 from typing import Any
 
 from .config import Settings
@@ -18,12 +19,18 @@ class _WalConnection(sqlite3.Connection):
         self.execute("PRAGMA synchronous=NORMAL")
 
 
+def sqlite_system_database(settings: Settings) -> Path | None:
+    """The file of DBOS's SQLite system database (None when the store is not SQLite)."""
+    return settings.home / "dbos.sqlite" if settings.db_url.startswith("sqlite") else None
+
+
 def system_database(settings: Settings) -> tuple[str, dict[str, Any]]:
     """DBOS's system database: a SQLite file beside the store, or the store's own PostgreSQL database."""
     url = settings.db_url
-    if url.startswith("sqlite"):
+    path = sqlite_system_database(settings)
+    if path is not None:
         settings.home.mkdir(parents=True, exist_ok=True)
-        return f"sqlite:///{settings.home / 'dbos.sqlite'}", {"connect_args": {"factory": _WalConnection}}
+        return f"sqlite:///{path}", {"connect_args": {"factory": _WalConnection}}
     if url.startswith("postgresql"):
         return "postgresql://" + url.split("://", 1)[1], {}
     raise ConfigError(f"durable sessions need SQLite or PostgreSQL; SWARM_MCP_DB={url!r} is neither (or set SWARM_MCP_DURABLE=0)")

@@ -46,11 +46,18 @@ async def health(server: HttpServer) -> tuple[int, dict[str, Any]]:
     return response.status_code, response.json()
 
 
-async def until_healthy(server: HttpServer, within: float = 15) -> None:
-    """Poll /healthz (its answer is kept two seconds) until it says ok: what an orchestrator does after a fix."""
+async def until_health(server: HttpServer, status: int, within: float = 15) -> dict[str, Any]:
+    """Poll /healthz (its answer is kept two seconds) until it answers ``status``: what an orchestrator does."""
     with anyio.fail_after(within):
-        while (await health(server))[0] != 200:
+        while True:
+            code, body = await health(server)
+            if code == status:
+                return body
             await anyio.sleep(0.25)
+
+
+async def until_healthy(server: HttpServer, within: float = 15) -> None:
+    await until_health(server, 200, within)
 
 
 async def timed_call(server: HttpServer, tool: str, arguments: dict[str, Any]) -> tuple[Any, float]:
@@ -113,6 +120,17 @@ async def test_a_database_locked_by_another_process(tmp_path: Path) -> None:
                 holder.stdin.close()
                 holder.wait(10)
             await works_again(server, sid, before)
+            system = db.parent / "dbos.sqlite"  # DBOS's system database, beside the store
+            holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(system)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            try:
+                assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+                body = await until_health(server, 503, within=5)  # the answer from before the lock is kept two seconds
+                assert body["store"]["cause"] == "locked" and body["store"]["path"] == str(system), body
+            finally:
+                assert holder.stdin is not None
+                holder.stdin.close()
+                holder.wait(10)
+            await until_healthy(server)
 
 
 # ---- read-only data directory and full disk (private mount namespaces) -------------------------------------------------

@@ -171,6 +171,25 @@ async def test_the_write_probe_names_a_lock_and_sees_it_go(tmp_path: Path) -> No
         await store.close()
 
 
+async def test_the_write_probe_also_takes_the_write_lock_of_dbos_system_database(tmp_path: Path) -> None:
+    store = await SqlStore(f"sqlite:///{tmp_path / 'swarm.db'}").open()
+    system = tmp_path / "dbos.sqlite"
+    sqlite3.connect(system).execute("CREATE TABLE t (x)").connection.commit()
+    try:
+        probe = WriteProbe(store.url, every=0, also=[system])
+        assert await probe.check() is None
+        holder = LockHolder(system)
+        try:
+            fault = await probe.check()
+            assert fault is not None and fault.cause == LOCKED and fault.path == str(system), fault
+            assert f"the database {system} is locked by another process" in str(fault)
+        finally:
+            holder.release()
+        assert await probe.check() is None
+    finally:
+        await store.close()
+
+
 # ---- a real read-only file system (a read-only mount in a private mount namespace) ---------------------------------
 
 OPEN_STORE = """
