@@ -13,6 +13,10 @@ and each listen stream remembers the principal that opened it, and ``updated(...
 skips every other principal (``swarm://sessions`` included, so nobody learns when another
 principal's sessions change).
 
+A 2025-11-25 connection holds at most ``MAX_SUBSCRIPTIONS`` subscriptions; they are released when the
+connection ends (its ``exit_stack`` unwinds: a DELETE, an idle timeout, an SSE stream that closes), so nothing
+outlives the client. Which URIs may be subscribed at all is server/subscriptions.py's concern.
+
 ``logging/setLevel`` (2025-11-25) sets the level per principal; ``log`` sends a
 ``notifications/message`` to the calling client when its level allows (on 2026-07-28 the SDK
 applies the request's own log-level opt-in instead).
@@ -35,6 +39,12 @@ log = logging.getLogger("swarm_mcp.notify")
 
 LEVELS: tuple[str, ...] = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
 SEND_TIMEOUT = 5.0
+MAX_SUBSCRIPTIONS = 256
+"""The most resources one connection (2025-11-25) or one listen stream (2026-07-28) may watch."""
+
+
+class SubscriptionLimitError(Exception):
+    """A connection asked for more than ``MAX_SUBSCRIPTIONS`` subscriptions (the client's error)."""
 
 
 class PrincipalBus:
@@ -70,22 +80,56 @@ class PrincipalBus:
 class Notifier:
     """Subscriptions of both eras, and per-principal log levels."""
 
-    def __init__(self, bus: Any) -> None:
+    def __init__(self, bus: Any, *, max_subscriptions: int = MAX_SUBSCRIPTIONS) -> None:
         self.bus = bus
+        self.max_subscriptions = max_subscriptions
         self._subscribers: dict[str, dict[int, tuple[str, Any]]] = {}
+        self._held: dict[int, set[str]] = {}
+        """The URIs each connection subscribed to (released with the connection)."""
         self._levels: dict[str, str] = {}
         self._sending: set[asyncio.Task[None]] = set()
 
     # ---- resources ------------------------------------------------------------------------------
 
     def subscribe(self, uri: str, session: Any, principal: str) -> None:
-        self._subscribers.setdefault(uri, {})[_connection_key(session)] = (principal, session)
+        """Keep ``session``'s connection subscribed to ``uri`` until it unsubscribes or ends; raise
+        ``SubscriptionLimitError`` when the connection already holds ``max_subscriptions`` others."""
+        key = _connection_key(session)
+        held = self._held.get(key)
+        if held is None:
+            held = self._held[key] = set()
+            _on_close(session, lambda: self.release(key))
+        if uri not in held and len(held) >= self.max_subscriptions:
+            raise SubscriptionLimitError(
+                f"this connection already has {len(held)} subscriptions, the most one connection may hold: unsubscribe "
+                "(resources/unsubscribe) from resources you no longer watch first; swarm://sessions alone tells you when "
+                "any of your sessions changes")
+        held.add(uri)
+        self._subscribers.setdefault(uri, {})[key] = (principal, session)
 
     def unsubscribe(self, uri: str, session: Any) -> None:
-        self._subscribers.get(uri, {}).pop(_connection_key(session), None)
+        key = _connection_key(session)
+        self._drop(uri, key)
+        self._held.get(key, set()).discard(uri)
+
+    def release(self, key: int) -> None:
+        """Forget every subscription of the connection ``key`` (called when it ends)."""
+        for uri in self._held.pop(key, set()):
+            self._drop(uri, key)
+
+    def _drop(self, uri: str, key: int) -> None:
+        subscribers = self._subscribers.get(uri)
+        if subscribers is not None:
+            subscribers.pop(key, None)
+            if not subscribers:
+                del self._subscribers[uri]
 
     def subscriber_count(self, uri: str) -> int:
         return len(self._subscribers.get(uri, {}))
+
+    def subscription_count(self) -> int:
+        """Subscriptions held now, over all connections."""
+        return sum(len(held) for held in self._held.values())
 
     async def updated(self, *uris: str, owner: str | None) -> None:
         """Tell the subscribers and listeners of ``owner`` (None: everyone) that these resources changed. Never waits
@@ -108,12 +152,14 @@ class Notifier:
             await asyncio.wait_for(session.send_resource_updated(uri), SEND_TIMEOUT)
         except Exception as exc:  # the subscriber's connection is gone (or stuck)
             log.info("dropping subscriber of %s: %s", uri, exc)
-            self._subscribers.get(uri, {}).pop(key, None)
+            self._drop(uri, key)
+            self._held.get(key, set()).discard(uri)
 
     async def aclose(self) -> None:
         for task in list(self._sending):
             task.cancel()
         self._subscribers.clear()
+        self._held.clear()
 
     # ---- logging --------------------------------------------------------------------------------
 
@@ -137,9 +183,17 @@ class Notifier:
             log.debug("log notification not sent: %s", exc)
 
 
+def _on_close(session: Any, release: Callable[[], None]) -> None:
+    """Run ``release`` when ``session``'s connection ends (the SDK unwinds each connection's ``exit_stack`` then:
+    a 2025-11-25 session's DELETE or idle timeout, an SSE stream's end, a stdio EOF, a 2026-07-28 request's end)."""
+    stack = getattr(getattr(session, "_connection", None), "exit_stack", None)
+    if stack is not None:
+        stack.callback(release)
+
+
 def _connection_key(session: Any) -> int:
     """Subscriptions belong to a connection; ``ctx.session`` is a per-request proxy of it."""
     return id(getattr(session, "_connection", session))
 
 
-__all__ = ["LEVELS", "Notifier", "PrincipalBus", "types"]
+__all__ = ["LEVELS", "MAX_SUBSCRIPTIONS", "Notifier", "PrincipalBus", "SubscriptionLimitError", "types"]

@@ -18,6 +18,7 @@ from .notify import LEVELS
 from .phases import PHASE_TOOLS
 from .principal import principal_of
 from .render import transcript_json, transcript_markdown, transcript_md_uri
+from .subscriptions import SubscriptionRules
 
 
 
@@ -135,20 +136,9 @@ def register_resources(mcp: Any, service: Any) -> None:
             values = sorted(n for n in await agents() if n.startswith(prefix))
         return types.CompleteResult(completion=types.Completion(values=values[:100], total=len(values), has_more=len(values) > 100))
 
-    async def subscribe(ctx: Any, params: types.SubscribeRequestParams) -> types.EmptyResult:
-        uri, principal = str(params.uri), principal_of(ctx)
-        session_id = _session_of(uri)
-        if session_id is not None:  # only the owner may watch a session (updates reach the owner only anyway)
-            try:
-                await service.read(session_id, principal)
-            except UserInputError as exc:
-                raise MCPError(INVALID_PARAMS, str(exc)) from None
-        service.notifier.subscribe(uri, ctx.session, principal)
-        return types.EmptyResult()
-
-    async def unsubscribe(ctx: Any, params: types.UnsubscribeRequestParams) -> types.EmptyResult:
-        service.notifier.unsubscribe(str(params.uri), ctx.session)
-        return types.EmptyResult()
+    rules = SubscriptionRules(service)  # only resources that exist and the caller may read; a cap per connection
+    subscribe, unsubscribe = rules.subscribe, rules.unsubscribe
+    rules.guard_listen(lowlevel)  # the same rules for 2026-07-28 subscriptions/listen
 
     async def set_level(ctx: Any, params: types.SetLevelRequestParams) -> types.EmptyResult:
         if params.level not in LEVELS:  # pragma: no cover - the SDK validates the enum
@@ -169,14 +159,6 @@ def register_resources(mcp: Any, service: Any) -> None:
     lowlevel.add_request_handler("resources/subscribe", types.SubscribeRequestParams, subscribe)
     lowlevel.add_request_handler("resources/unsubscribe", types.UnsubscribeRequestParams, unsubscribe)
     lowlevel.add_request_handler("logging/setLevel", types.SetLevelRequestParams, set_level)
-
-
-def _session_of(uri: str) -> str | None:
-    """The session id of a ``swarm://sessions/<id>[/...]`` URI (None for other URIs)."""
-    prefix = "swarm://sessions/"
-    if not uri.startswith(prefix):
-        return None
-    return uri[len(prefix):].split("/", 1)[0] or None
 
 
 def _agent(manifest: Any) -> dict[str, Any]:
