@@ -278,6 +278,38 @@ imports stay off the cold start that clients wait on; running sessions resume af
 
 
 def serve_stdio(settings: Any = None, *, verbose: bool = False) -> None:
-    """Serve on stdin/stdout until the client closes the connection (logs go to stderr, never stdout)."""
+    """Serve on stdin/stdout until the client closes the connection (logs go to stderr, never stdout).
+
+    Every line with an id gets an answer: lines the SDK's parser refuses (which its transport would
+    drop, leaving the client waiting) are answered by the JSON-RPC guard (server/jsonrpc.py).
+    """
+    import anyio
+
     quiet_autogen(verbose)
-    build_server(settings, open_engine=STDIO_OPEN_AFTER).run("stdio")
+    anyio.run(_serve_stdio, build_server(settings, open_engine=STDIO_OPEN_AFTER))
+
+
+async def _serve_stdio(mcp: MCPServer) -> None:
+    """``MCPServer.run_stdio_async`` with the guard on the transport's input.
+
+    The SDK's ``stdio_server`` takes an explicit ``stdin``, but then skips claiming fd 0 (pointing it
+    at /dev/null so tools and child processes cannot read the protocol stream); the claim is made here
+    with the SDK's own helpers (private names of ``mcp.server.stdio``, pinned with the SDK version).
+    """
+    import sys
+
+    import anyio
+    from mcp.server.stdio import _claim_fd, _open_stdin_diversion, _UnownedTextWrapper, stdio_server
+
+    from .jsonrpc import GuardedLines
+
+    buffer, release = _claim_fd(0, sys.stdin, "rb", _open_stdin_diversion)
+    try:
+        lines = GuardedLines(anyio.wrap_file(_UnownedTextWrapper(buffer, encoding="utf-8", errors="replace")))
+        async with stdio_server(stdin=lines) as (read_stream, write_stream):  # type: ignore[arg-type]
+            lines.answer_on(write_stream)
+            lowlevel = mcp._lowlevel_server
+            await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())
+    finally:
+        if release is not None:
+            release()

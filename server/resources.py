@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from typing import Any
 
 import mcp_types as types
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError
 from mcp.shared.exceptions import MCPError
-from mcp_types import INVALID_PARAMS
+from mcp_types import INTERNAL_ERROR, INVALID_PARAMS
 from mcp.server.mcpserver.prompts.base import UserMessage
+from pydantic import ValidationError
 
 from swarm.errors import UserInputError
 
@@ -20,6 +22,7 @@ from .principal import principal_of
 from .render import transcript_json, transcript_markdown, transcript_md_uri
 from .subscriptions import SubscriptionRules
 
+log = logging.getLogger("swarm_mcp.resources")
 
 
 def register_resources(mcp: Any, service: Any) -> None:
@@ -146,19 +149,60 @@ def register_resources(mcp: Any, service: Any) -> None:
         service.notifier.set_level(principal_of(ctx), params.level)
         return types.EmptyResult()
 
-    async def known_prompt(ctx: Any, call_next: Any) -> Any:
-        """An unknown prompt name is the caller's error (-32602), not an internal one (the SDK raises ValueError)."""
-        if ctx.method == "prompts/get" and isinstance(ctx.params, Mapping):
-            name = ctx.params.get("name")
-            if isinstance(name, str) and mcp._prompt_manager.get_prompt(name) is None:
+    async def prompt_errors(ctx: Any, call_next: Any) -> Any:
+        """``prompts/get`` failures with real error codes. The SDK turns every one of them into a ValueError, which
+        its dispatcher answers with code 0: an unknown prompt, a missing or unknown argument, or a session that is
+        not yours are the caller's (-32602); a prompt that fails to render is ours (-32603)."""
+        if ctx.method != "prompts/get" or not isinstance(ctx.params, Mapping):
+            return await call_next(ctx)
+        name = ctx.params.get("name")
+        if isinstance(name, str):
+            prompt = mcp._prompt_manager.get_prompt(name)
+            if prompt is None:
                 raise MCPError(INVALID_PARAMS, f"Unknown prompt: {name}; the prompts are start_swarm and review_session")
-        return await call_next(ctx)
+            _check_prompt_arguments(prompt, ctx.params.get("arguments"))
+        try:
+            return await call_next(ctx)
+        except (MCPError, ValidationError):
+            raise  # protocol errors, and the SDK's own -32602 for params of the wrong shape
+        except Exception as exc:
+            cause = _caller_error(exc)
+            if cause is not None:
+                raise MCPError(INVALID_PARAMS, f"prompt {name}: {cause}") from None
+            log.error("prompt %s failed to render", name, exc_info=exc)
+            raise MCPError(INTERNAL_ERROR, f"prompt {name} failed to render; the server's log (stderr) has the details") from None
 
-    mcp.middleware.append(known_prompt)
+    mcp.middleware.append(prompt_errors)
     lowlevel.add_request_handler("completion/complete", types.CompleteRequestParams, complete)
     lowlevel.add_request_handler("resources/subscribe", types.SubscribeRequestParams, subscribe)
     lowlevel.add_request_handler("resources/unsubscribe", types.UnsubscribeRequestParams, unsubscribe)
     lowlevel.add_request_handler("logging/setLevel", types.SetLevelRequestParams, set_level)
+
+
+def _check_prompt_arguments(prompt: Any, arguments: Any) -> None:
+    """Raise -32602 naming a prompt's missing required arguments and unknown ones (the SDK would raise a ValueError
+    for the first and a TypeError for the second; an arguments value of the wrong shape is left to its validation)."""
+    if arguments is not None and not isinstance(arguments, Mapping):
+        return
+    declared = {a.name: a for a in prompt.arguments or []}
+    given = set(arguments or {})
+    missing = sorted(n for n, a in declared.items() if a.required and n not in given)
+    unknown = sorted(str(n) for n in given - set(declared))
+    problems = [f"missing required argument {n!r}" + (f" ({declared[n].description})" if declared[n].description else "") for n in missing]
+    problems += [f"unknown argument {n!r}" for n in unknown]
+    if problems:
+        takes = ", ".join(declared) or "no arguments"
+        raise MCPError(INVALID_PARAMS, f"prompt {prompt.name}: " + "; ".join(problems) + f" (it takes: {takes})")
+
+
+def _caller_error(exc: BaseException) -> str | None:
+    """The message of a caller's error (a resource or session not found) somewhere in ``exc``'s causes, if any."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, (ResourceNotFoundError, UserInputError)):
+            return str(seen)
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _agent(manifest: Any) -> dict[str, Any]:
