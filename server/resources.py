@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 from collections.abc import Mapping
@@ -82,14 +83,14 @@ def register_resources(mcp: Any, service: Any) -> None:
 
     @mcp.resource("swarm://phases", name="phases", title="Phases", mime_type="application/json",
                   description="The phases the swarm can run: name, tool, description and the JSON schema of the parameters.")
-    def phase_list() -> str:
+    async def phase_list() -> str:
         from .phases import describe
 
         return json.dumps(describe(), indent=2)
 
     @mcp.resource("swarm://phases/{name}", name="phase", title="Phase", mime_type="application/json",
                   description="One phase: its tool, what it does and the JSON schema of its parameters.")
-    def phase_info(name: str) -> str:
+    async def phase_info(name: str) -> str:
         from .phases import describe
 
         for item in describe():
@@ -142,6 +143,7 @@ def register_resources(mcp: Any, service: Any) -> None:
     rules = SubscriptionRules(service)  # only resources that exist and the caller may read; a cap per connection
     subscribe, unsubscribe = rules.subscribe, rules.unsubscribe
     rules.guard_listen(lowlevel)  # the same rules for 2026-07-28 subscriptions/listen
+    _read_without_thread_hop(mcp._resource_manager)
 
     async def set_level(ctx: Any, params: types.SetLevelRequestParams) -> types.EmptyResult:
         if params.level not in LEVELS:  # pragma: no cover - the SDK validates the enum
@@ -209,3 +211,27 @@ def _agent(manifest: Any) -> dict[str, Any]:
     return {"name": manifest.name, "description": manifest.description, "model_tier": manifest.model_tier,
             "tools": list(manifest.tools), "handoffs": list(manifest.handoffs),
             "route": manifest.routing.route if manifest.routing else None, "uri": f"swarm://agents/{manifest.name}"}
+
+
+def _read_without_thread_hop(manager: Any) -> None:
+    """Serve a template resource's text as it is. The SDK wraps what a template function returned in a synchronous
+    ``lambda: result``, which ``FunctionResource.read`` runs on an anyio worker thread: a thread hop per session or
+    transcript read, and under 200 concurrent clients up to 40 worker threads that stayed (anyio retires an idle
+    worker only when a later call happens to find it). Every resource function here is async, so a synchronous
+    ``fn`` can only be such a wrapper: its value is taken at once and handed back by an async function."""
+    from mcp.server.mcpserver.resources import FunctionResource
+
+    get_resource = manager.get_resource
+
+    async def get_resource_here(uri: Any, context: Any) -> Any:
+        resource = await get_resource(uri, context)
+        if type(resource) is FunctionResource and not inspect.iscoroutinefunction(resource.fn):
+            content = resource.fn()
+
+            async def rendered() -> Any:
+                return content
+
+            resource = resource.model_copy(update={"fn": rendered})
+        return resource
+
+    manager.get_resource = get_resource_here
