@@ -22,7 +22,8 @@ How it works
     until prompt + ``max_tokens`` fit ``n_ctx``.
 
 Modules: ``runtime`` (the shared loaded model, generation), ``schema`` (rendering messages, tool
-prompts, JSON schemas and grammars), ``job`` (constraining and parsing a request), ``client``.
+prompts, JSON schemas and grammars), ``job`` (constraining and parsing a request), ``output`` (what a
+generation returned), ``client``.
 
 Logs go to the ``swarm.models.local`` logger only (stderr), never stdout (the MCP stdio channel).
 """

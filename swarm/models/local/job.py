@@ -21,7 +21,7 @@ from autogen_core.tools import Tool, ToolSchema
 from pydantic import BaseModel
 
 from ...errors import ModelBehaviourError, UserInputError
-from .runtime import RawOutput
+from .output import RawOutput
 from .schema import (
     call_key,
     compact_json,

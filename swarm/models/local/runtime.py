@@ -27,10 +27,10 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 from ...errors import ConfigError, ProviderError
+from .output import RawOutput
 from .schema import PER_MESSAGE_OVERHEAD, REPLY_PRIMER, grammar
 
 if TYPE_CHECKING:
@@ -86,16 +86,6 @@ def timeout_error(timeout: float, max_tokens: int) -> ProviderError:
         "raise timeout_seconds or use a smaller max_tokens",
         retryable=False,
     )
-
-
-@dataclass
-class RawOutput:
-    text: str
-    finish_reason: str | None
-    prompt_tokens: int
-    completion_tokens: int
-    dropped_messages: int
-    seconds: float
 
 
 class SharedModel:
