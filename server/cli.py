@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 from swarm.errors import SwarmError, UserInputError
 
-from .render import event_line
+from .render import event_line, transcript_markdown
 
 log = logging.getLogger("swarm_mcp")
 
@@ -38,10 +38,11 @@ def _parser() -> argparse.ArgumentParser:
     cont.add_argument("--model", help="model backend for this leg")
     cont.add_argument("--json", action="store_true", help="print the final session as JSON")
 
-    sessions = sub.add_parser("sessions", help="list sessions, or `sessions show ID` for a transcript")
+    sessions = sub.add_parser("sessions", help="list sessions, or `sessions show ID` for a transcript (markdown; --brief: one line per event)")
     sessions.add_argument("action", nargs="?", choices=["list", "show"], default="list")
     sessions.add_argument("session_id", nargs="?")
     sessions.add_argument("--json", action="store_true", help="JSON output")
+    sessions.add_argument("--brief", action="store_true", help="show: one line per transcript event instead of the markdown transcript")
 
     route = sub.add_parser("route", help="print the offline router's decision for a task as JSON")
     route.add_argument("task")
@@ -232,6 +233,9 @@ async def _sessions(engine: Any, args: argparse.Namespace) -> int:
     events = await engine.transcript(args.session_id)
     if args.json:
         print(json.dumps({"session": record.model_dump(mode="json"), "events": [e.model_dump(mode="json") for e in events]}, indent=2))
+        return 0
+    if not args.brief:
+        print(transcript_markdown(record, events))
         return 0
     print(f"session {record.id} [{record.status}] {record.task}")
     for event in events:
