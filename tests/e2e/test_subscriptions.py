@@ -4,6 +4,7 @@ connection ends: in memory, over streamable HTTP and over SSE."""
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from contextlib import asynccontextmanager
@@ -35,6 +36,14 @@ def session_uris(sid: str) -> list[str]:
 def kept(notifier: Any) -> int:
     """Subscriptions the server keeps now (the notifier's table: URI -> subscribed connections)."""
     return sum(len(connections) for connections in notifier._subscribers.values())
+
+
+def live_request_sessions() -> int:
+    """The SDK's per-request ``ServerSession`` proxies alive now."""
+    from mcp.server.session import ServerSession
+
+    gc.collect()
+    return sum(1 for o in gc.get_objects() if type(o) is ServerSession)
 
 
 async def refused(call: Any) -> MCPError:
@@ -89,8 +98,11 @@ async def test_a_connection_holds_at_most_max_subscriptions(settings: Any) -> No
     while len(uris) < MAX_SUBSCRIPTIONS + 1:
         uris += session_uris((await engine.create("a task", principal="local")).id)
     async with connect(server, "legacy") as client, connect(server, "legacy") as other:
+        requests_before = live_request_sessions()
         for uri in uris[:MAX_SUBSCRIPTIONS]:
             await client.subscribe_resource(uri)
+        # a subscription keeps its connection's channel, not the request's session (which pinned the whole request)
+        assert live_request_sessions() - requests_before < 10
         error = (await refused(client.subscribe_resource(uris[MAX_SUBSCRIPTIONS]))).error
         assert error.code == INVALID_REQUEST and f"already has {MAX_SUBSCRIPTIONS} subscriptions" in error.message
         assert "resources/unsubscribe" in error.message
