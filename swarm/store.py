@@ -17,6 +17,7 @@ from typing import Any, Callable, Protocol, Sequence, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from . import migrations
 from .errors import SessionBusyError, StorageError, UnknownSessionError
 from .events import Event, now
 from .session import SessionRecord
@@ -24,17 +25,20 @@ from .store_faults import LOCK_WAIT_SECONDS, LOCKED, storage_fault
 
 T = TypeVar("T")
 metadata = sa.MetaData()
+"""The schema as the last migration leaves it (swarm/migrations.py makes and changes it; these tables are for queries)."""
 
 sessions = sa.Table(
     "sessions", metadata,
     sa.Column("id", sa.String(64), primary_key=True),
-    sa.Column("principal", sa.String(255), nullable=False, index=True),
+    sa.Column("principal", sa.String(255), nullable=False),
     sa.Column("kind", sa.String(64), nullable=False),
     sa.Column("status", sa.String(32), nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, index=True),
     sa.Column("last_seq", sa.Integer, nullable=False, default=0),
     sa.Column("record", sa.Text, nullable=False),
+    sa.Index("ix_sessions_status_kind", "status", "kind"),  # running()
+    sa.Index("ix_sessions_principal_updated_at", "principal", "updated_at"),  # list_sessions(principal)
 )
 events = sa.Table(
     "events", metadata,
@@ -156,7 +160,8 @@ class SqlStore:
         return self.url.startswith("sqlite")
 
     async def open(self) -> "SqlStore":
-        """Connect and create missing tables; a data directory that cannot be written raises StorageError."""
+        """Connect and migrate the database to the current schema (swarm/migrations.py); a data directory that cannot
+        be written raises StorageError."""
         if self.async_engine is not None or self.sync_engine is not None:
             return self
         try:
@@ -186,7 +191,8 @@ class SqlStore:
             sa.event.listen(self.async_engine.sync_engine, "connect", _sqlite_pragmas)
         else:
             self.async_engine = create_async_engine(self.url, pool_pre_ping=True)
-        await self._tx(metadata.create_all)
+        if await self._tx(migrations.pending):  # a read: an up-to-date database takes no write lock
+            await self._tx(migrations.apply)
         return self
 
     async def close(self) -> None:
