@@ -37,7 +37,6 @@ sessions = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, index=True),
     sa.Column("last_seq", sa.Integer, nullable=False, default=0),
     sa.Column("record", sa.Text, nullable=False),
-    sa.Index("ix_sessions_status_kind", "status", "kind"),  # running()
     sa.Index("ix_sessions_principal_updated_at", "principal", "updated_at"),  # list_sessions(principal)
 )
 events = sa.Table(

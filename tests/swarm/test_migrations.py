@@ -194,7 +194,7 @@ async def test_an_e8d9cb5_database_migrates_and_its_sessions_go_on(new_database:
     store = await SqlStore(url).open()
     try:
         runs = await recorded(url)
-        assert [name for name, _ in runs] == NAMES == ["m001_initial", "m002_health", "m003_session_indexes", "m004_session_grants_unknown"]
+        assert [name for name, _ in runs] == NAMES == ["m001_initial", "m002_health", "m003_sessions_by_principal", "m004_session_grants_unknown"]
 
         # sessions, records, transcripts and journals read back intact
         assert {r.id for r in await store.list_sessions()} == {copilot["id"], phase["id"]}
@@ -259,6 +259,10 @@ async def test_fresh_and_migrated_databases_end_in_the_schema_the_store_declares
         assert [(name, nullable) for name, _, nullable in migrated[table.name]["columns"]] == declared, table.name
         assert migrated[table.name]["pk"] == [c.name for c in table.primary_key.columns]
         assert {i[:2] for i in migrated[table.name]["indexes"]} == {(i.name, tuple(c.name for c in i.columns)) for i in table.indexes}, table.name
+    if fresh.startswith("sqlite"):  # list_sessions(principal) reads its page of sessions in index order, without a sort
+        plan = await run_sync(_async_url(fresh), lambda conn: " ".join(str(r[-1]) for r in conn.exec_driver_sql(
+            "EXPLAIN QUERY PLAN SELECT record FROM sessions WHERE principal = ? ORDER BY updated_at DESC LIMIT 100", ("alice",))))
+        assert "ix_sessions_principal_updated_at" in plan and "TEMP B-TREE" not in plan, plan
 
 
 async def test_a_failing_migration_leaves_the_database_as_it_was(new_database: Callable[[], Awaitable[str]], monkeypatch: pytest.MonkeyPatch) -> None:
