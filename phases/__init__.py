@@ -5,7 +5,8 @@ Each phase is a small program over swarm/ (see phases.registry); phases.runner r
 """
 
 from .models import PhaseResult
-from .registry import PHASES, Phase, describe_phases, get_phase, phase_tool_registry
+from .registry import PHASES, Phase, describe_phases, get_phase
+from .tools import phase_tool_registry
 from .runner import resolve_approval, resume_phase, run_phase
 
 __all__ = ["PHASES", "Phase", "PhaseResult", "describe_phases", "get_phase", "phase_tool_registry", "resolve_approval", "resume_phase", "run_phase"]

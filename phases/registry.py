@@ -1,8 +1,7 @@
-"""The phase registry: every phase's name, description, parameters and run; and the phases as swarm tools.
+"""The phase registry: every phase's name, description, parameters and run.
 
-Each phase is also a tool (``invoke_<name>_phase``) through swarm.tools.ToolProvider, so an agent
-whose manifest lists the tool (copilot_control, planner, controller) can run a phase mid-session:
-``Engine(settings, tools=phase_tool_registry(default_registry()))``.
+The phases reach the swarm as tools (``invoke_<name>_phase``, phases/tools.py) and as a kind of
+session work a durable engine runs (phases/runner.py).
 """
 
 from __future__ import annotations
@@ -10,12 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Mapping
 
-from autogen_core import CancellationToken
-from autogen_core.tools import BaseTool
 from pydantic import BaseModel, ValidationError
 
 from swarm.errors import UserInputError
-from swarm.tools import SessionContext, ToolRegistry
 
 from . import control, copilot, hitl, idea_generation, one_shot, planning
 from .context import PhaseContext
@@ -100,50 +96,3 @@ def describe_phases() -> list[dict[str, Any]]:
     """Name, tool name, description and JSON schema of the parameters of every phase (for swarm://phases)."""
     return [{"name": p.name, "tool": p.tool_name, "description": p.description, "interactive": p.interactive,
              "parameters": p.params.model_json_schema()} for p in PHASES.values()]
-
-
-class PhaseTool(BaseTool[BaseModel, BaseModel]):
-    """A phase as an autogen tool bound to one session; it returns the phase result as JSON text."""
-
-    def __init__(self, phase: Phase, ctx: SessionContext) -> None:
-        super().__init__(phase.params, str, phase.tool_name, phase.description)  # type: ignore[arg-type]
-        self.phase = phase
-        self.ctx = ctx
-
-    async def run(self, args: BaseModel, cancellation_token: CancellationToken) -> Any:
-        from .runner import run_as_tool
-
-        return await run_as_tool(self.phase, self.ctx, args)
-
-    def return_value_as_string(self, value: Any) -> str:
-        return str(value)
-
-
-@dataclass
-class PhaseToolProvider:
-    """swarm.tools.ToolProvider for one phase."""
-
-    phase: Phase
-
-    @property
-    def name(self) -> str:
-        return self.phase.tool_name
-
-    @property
-    def description(self) -> str:
-        return self.phase.description
-
-    def build(self, ctx: SessionContext) -> BaseTool[Any, Any]:
-        return PhaseTool(self.phase, ctx)
-
-
-def phase_tool_registry(base: ToolRegistry | None = None) -> ToolRegistry:
-    """``base`` (default: swarm's built-in tools) plus one ``invoke_<name>_phase`` tool per phase."""
-    if base is None:
-        from swarm.tools import default_registry
-
-        base = default_registry()
-    registry = ToolRegistry({name: base.get(name) for name in base.names()})  # type: ignore[misc]
-    for phase in PHASES.values():
-        registry.add(PhaseToolProvider(phase))
-    return registry

@@ -26,7 +26,6 @@ from swarm.scope import current_grants
 from swarm.grants import Grants
 from swarm.session import PendingApproval, SessionRecord
 from swarm.tools import SessionContext
-from swarm.workers import register
 
 from .context import PhaseContext, PhaseFailed, WaitingForApproval, clip, describe
 from .models import PhaseResult
@@ -39,7 +38,7 @@ SANDBOX = "phases.sandbox"
 """engine.services key: an optional swarm.sandbox.SandboxConfig for the code phases run (default limits otherwise)."""
 TOOL_RESULT_CHARS = 6000
 WORK_KIND = "phase"
-"""The kind of session work (swarm.workers) a phase run is to a durable engine."""
+"""The kind of session work a phase run is to a durable engine (ToolRegistry.works, phases/tools.py)."""
 SYNONYMS = {"modify": "revise", "approved": "approve", "accept": "approve", "rejected": "reject", "cancel": "abort"}
 
 
@@ -285,6 +284,3 @@ async def run_as_tool(phase: Phase, ctx: SessionContext, params: BaseModel) -> s
             for model, item in journal.take_usage().items():  # the engine's own accounting of the phase's calls
                 outer.usage[model] = outer.usage.get(model, Usage()) + item
     return clip(json.dumps(reply, default=str), TOOL_RESULT_CHARS)
-
-
-register(WORK_KIND, play_last)

@@ -116,7 +116,7 @@ def describe() -> list[dict[str, Any]]:
 def tool_registry() -> Any:
     """The engine's tools: swarm's built-ins plus every phase as an ``invoke_<name>_phase`` tool (None without phases)."""
     try:
-        from phases.registry import phase_tool_registry
+        from phases.tools import phase_tool_registry
     except ImportError:  # pragma: no cover - a build without phases
         return None
     return phase_tool_registry()

@@ -394,7 +394,7 @@ class DurableRuns:
         return wid
 
     async def run_work(self, kind: str, session_id: str, key: str, *, local: bool = False) -> None:
-        """Play a session's prepared work (``swarm.workers``) as the workflow ``key`` and wait for it to end."""
+        """Play a session's prepared work (of a kind in the engine's ``tools.works``) as the workflow ``key`` and wait for it to end."""
         with SetWorkflowID(key):
             if local:
                 handle = await DBOS.start_workflow_async(session_work, kind, session_id)
@@ -404,11 +404,9 @@ class DurableRuns:
 
     async def execute_work(self, kind: str, session_id: str) -> str:
         """The body of ``swarm.session_work``, in this process."""
-        from .workers import WORKERS
-
-        worker = WORKERS.get(kind)
+        worker = self.engine.tools.works.get(kind)
         if worker is None:
-            raise RuntimeError(f"no worker for session work {kind!r} in this process (is the phases package installed?)")
+            raise RuntimeError(f"no worker for session work {kind!r}: this engine's tools bring none (build it with phases.phase_tool_registry())")
         self._begin(session_id)
         token = current_session.set(session_id)
         try:
