@@ -1,4 +1,5 @@
-"""A scripted model client: the real ChatCompletionClient interface, answers read from a script.
+"""A scripted model client: the real ChatCompletionClient interface, answers read from a script (the
+function-driven client of function.py, whose function reads the script).
 
 Used by tests (and demos) at the model boundary. It fails loudly on an unexpected call (the script
 is exhausted, or the call comes from another agent than the script says) and can report leftover
@@ -26,29 +27,15 @@ import json
 import os
 import threading
 from pathlib import Path
-from typing import Any, AsyncGenerator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
-from autogen_core import CancellationToken, FunctionCall
-from autogen_core.models import (
-    ChatCompletionClient,
-    CreateResult,
-    LLMMessage,
-    ModelCapabilities,
-    ModelInfo,
-    RequestUsage,
-)
-from autogen_core.tools import Tool, ToolSchema
+from autogen_core import FunctionCall
+from autogen_core.models import CreateResult, LLMMessage, RequestUsage
 
 from ..errors import ProviderError
+from .function import MODEL_INFO, FunctionModelClient, ModelCallError
 
-SCRIPTED_INFO: ModelInfo = {
-    "vision": False,
-    "function_calling": True,
-    "json_output": True,
-    "structured_output": True,
-    "family": "unknown",
-    "multiple_system_messages": True,
-}
+SCRIPTED_INFO = MODEL_INFO
 
 _ERRORS = {
     "rate_limit": ("429 Too Many Requests (scripted)", True),
@@ -58,7 +45,7 @@ _ERRORS = {
 }
 
 
-class ScriptError(AssertionError):
+class ScriptError(ModelCallError):
     """The code under test made a model call the script did not expect."""
 
 
@@ -119,36 +106,24 @@ class Script:
             raise ScriptError(f"{len(rest)} scripted model call(s) were never made: {rest}")
 
 
-class ScriptedModelClient(ChatCompletionClient):
-    """A ChatCompletionClient whose answers come from a Script, for one agent."""
+class ScriptedModelClient(FunctionModelClient):
+    """A ChatCompletionClient whose answers come from a Script, for one agent: the function-driven client whose
+    function takes the script's next entry."""
 
     def __init__(self, script: Script, agent: str = "?", usage: tuple[int, int] = (10, 5)) -> None:
+        super().__init__(self._answer, agent, usage)
         self.script = script
-        self.agent = agent
-        self._usage = usage
-        self._total = RequestUsage(prompt_tokens=0, completion_tokens=0)
-        self._last = RequestUsage(prompt_tokens=0, completion_tokens=0)
 
     def for_agent(self, agent: str) -> "ScriptedModelClient":
         return ScriptedModelClient(self.script, agent, self._usage)
 
-    async def create(
-        self,
-        messages: Sequence[LLMMessage],
-        *,
-        tools: Sequence[Tool | ToolSchema] = [],
-        tool_choice: Any = "auto",
-        json_output: Any = None,
-        extra_create_args: Mapping[str, Any] = {},
-        cancellation_token: CancellationToken | None = None,
-    ) -> CreateResult:
+    async def _answer(self, messages: Sequence[LLMMessage], agent: str, tools: list[str]) -> CreateResult | str | FunctionCall:
         delay = self.script.peek_delay()
         if delay:
             await asyncio.sleep(delay)  # model latency: the call is made (and logged) when the answer comes
         last = messages[-1].content if messages else None
-        tool_names = [t["name"] if isinstance(t, dict) else t.name for t in tools]
         recent = [str(m.content)[:4000] for m in messages[-3:]]
-        entry = self.script.take(self.agent, {"last": str(last)[:200], "recent": recent, "n_messages": len(messages), "tools": tool_names})
+        entry = self.script.take(agent, {"last": str(last)[:200], "recent": recent, "n_messages": len(messages), "tools": tools})
         if entry.get("hang"):
             await asyncio.Event().wait()
         if "error" in entry:
@@ -156,42 +131,14 @@ class ScriptedModelClient(ChatCompletionClient):
             raise ProviderError(message, retryable=retryable)
         prompt, completion = entry.get("usage", self._usage)
         usage = RequestUsage(prompt_tokens=prompt, completion_tokens=completion)
-        self._last = usage
-        self._total = RequestUsage(prompt_tokens=self._total.prompt_tokens + prompt, completion_tokens=self._total.completion_tokens + completion)
         if "handoff" in entry or "tool" in entry:
             name = f"transfer_to_{entry['handoff']}" if "handoff" in entry else entry["tool"]
-            if name not in tool_names:
-                raise ScriptError(f"model call #{entry_index(self.script)} by {self.agent!r}: scripted tool {name!r} is not offered; offered: {tool_names}")
+            if name not in tools:
+                raise ScriptError(f"model call #{entry_index(self.script)} by {agent!r}: scripted tool {name!r} is not offered; offered: {tools}")
             call = FunctionCall(id=f"call_{self.script.position()}", name=name, arguments=json.dumps(entry.get("args", {})))
             return CreateResult(finish_reason="function_calls", content=[call], usage=usage, cached=False)
         text = json.dumps(entry["json"]) if "json" in entry else str(entry.get("text", ""))
         return CreateResult(finish_reason="stop", content=text, usage=usage, cached=False)
-
-    async def create_stream(self, messages: Sequence[LLMMessage], **kwargs: Any) -> AsyncGenerator[str | CreateResult, None]:
-        yield await self.create(messages, **kwargs)
-
-    async def close(self) -> None:
-        return None
-
-    def actual_usage(self) -> RequestUsage:
-        return self._last
-
-    def total_usage(self) -> RequestUsage:
-        return self._total
-
-    def count_tokens(self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []) -> int:
-        return sum(len(str(m.content)) // 4 for m in messages)
-
-    def remaining_tokens(self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []) -> int:
-        return 100_000 - self.count_tokens(messages)
-
-    @property
-    def capabilities(self) -> ModelCapabilities:  # type: ignore[override]
-        return SCRIPTED_INFO  # type: ignore[return-value]
-
-    @property
-    def model_info(self) -> ModelInfo:
-        return SCRIPTED_INFO
 
 
 def entry_index(script: Script) -> int:
