@@ -7,9 +7,11 @@ reads the session's resource, answers the approval (the session completes) and a
 answering a session goes through DBOS, whose blocking calls run on its thread pool: the defect this guards against
 is that pool growing by a thread per concurrent call and never shrinking (8 -> 39 threads after one burst).
 
-Threads and RSS come from ``/proc/<pid>/status``; the baseline is taken after a small warm-up of both eras (so
-lazily imported code and caches are in it), the peak while the clients run, and the recovery by polling for at
-most ``RECOVERY_SECONDS`` after the last client is done.
+Threads and RSS come from ``/proc/<pid>/status``. The thread baseline is the idle server's, before any client; the
+RSS baseline is taken after a small warm-up of both eras (so lazily imported code and caches are in it). The peak
+is sampled while the clients run, and the recovery polled for at most ``RECOVERY_SECONDS`` after the last client is
+done. RSS does not fall back all the way: CPython's allocator keeps the arenas a burst fragmented (measured: live
+Python objects +5 MB, arenas +74 MB; three more bursts added 0-6 MB), so it is bounded rather than restored.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from typing import Any
 
 import anyio
 import pytest
-from http_harness import HttpServer, connect_http, serve_env, serve_process
-from mcp_harness import connect, data, make_server
+from tests.e2e.http_harness import HttpServer, connect_http, serve_env, serve_process
+from tests.e2e.mcp_harness import connect, data, make_server
 
 pytestmark = [pytest.mark.anyio, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
@@ -85,20 +87,21 @@ async def test_200_concurrent_clients_per_era_no_errors_and_threads_return_to_ba
     with anyio.fail_after(240):
         async with serve_process(tmp_path, serve_env(tmp_path, [])) as server:
             pid = server.proc.pid
+            base_threads = proc_status(pid)[0]
             for transport in ("http-2025", "http-2026"):
                 assert await burst(server, transport, WARM_UP) == []
-            base_threads, base_rss = proc_status(pid)
+            base_rss = proc_status(pid)[1]
             peak = [base_threads, base_rss]
             started = time.monotonic()
             errors = [*await burst(server, "http-2025", CLIENTS, peak), *await burst(server, "http-2026", CLIENTS, peak)]
             took = time.monotonic() - started
             end_threads, end_rss = proc_status(pid)
-            deadline = time.monotonic() + RECOVERY_SECONDS
+            ended = time.monotonic()
             threads, rss = end_threads, end_rss
-            while threads > base_threads + THREAD_MARGIN and time.monotonic() < deadline:
-                await anyio.sleep(0.5)  # polling the process's thread count, bounded by the deadline
+            while threads > base_threads + THREAD_MARGIN and time.monotonic() < ended + RECOVERY_SECONDS:
+                await anyio.sleep(0.25)  # polling the process's thread count, bounded by the deadline
                 threads, rss = proc_status(pid)
-            recovered = time.monotonic() - (deadline - RECOVERY_SECONDS)
+            recovered = time.monotonic() - ended
             report = (f"{2 * CLIENTS} clients in {took:.1f} s; threads {base_threads} -> peak {peak[0]} -> {end_threads} at the end "
                       f"-> {threads} {recovered:.1f} s later; RSS {base_rss} -> peak {peak[1]} -> {rss} MB")
             print(report)
