@@ -13,9 +13,9 @@ from typing import Any, AsyncIterator
 
 import anyio
 import pytest
-from http_harness import HttpServer, connect_http
+from tests.e2e.http_harness import HttpServer, connect_http
 from mcp.shared.exceptions import MCPError
-from mcp_harness import connect, data, make_server
+from tests.e2e.mcp_harness import connect, data, make_server
 from mcp_types import INVALID_PARAMS, INVALID_REQUEST
 
 from server.http import HttpSettings, bind, build_app
@@ -129,6 +129,7 @@ async def test_listen_takes_only_readable_resources_and_at_most_max_subscription
         too_many = [f"swarm://sessions/s_{i:016x}" for i in range(MAX_SUBSCRIPTIONS + 1)]
         error = (await refused(_listen(client, too_many))).error
         assert error.code == INVALID_PARAMS and f"at most {MAX_SUBSCRIPTIONS} resources" in error.message
+    assert server.swarm.notifier.bus._listeners == {}  # every listen stream, taken or refused, left nothing behind
 
 
 async def _listen(client: Any, uris: list[str]) -> None:
