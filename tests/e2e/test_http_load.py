@@ -51,7 +51,7 @@ async def one_client(server: HttpServer, transport: str, errors: list[str]) -> N
     try:
         async with connect_http(server, transport) as client:
             assert len((await client.list_tools()).tools) == 13
-            waiting = data(await client.call_tool("invoke_hitl_checkpoint_phase", {"message": "Ship it?", "wait_seconds": 5}))
+            waiting = data(await client.call_tool("invoke_hitl_checkpoint_phase", {"message": "Ship it?", "wait_seconds": 30}))
             assert waiting["status"] == "waiting_input", waiting
             sid, approval = waiting["session_id"], waiting["pending_approval"]["id"]
             assert sid in (await client.read_resource(f"swarm://sessions/{sid}")).contents[0].text
@@ -61,7 +61,14 @@ async def one_client(server: HttpServer, transport: str, errors: list[str]) -> N
             assert done["status"] == "completed", done
             assert data(await client.call_tool("session_status", {"session_id": sid}))["status"] == "completed"
     except Exception as exc:  # noqa: BLE001 - every failure is counted and shown
-        errors.append(f"{transport}: {type(exc).__name__}: {exc}"[:500])
+        errors.append(f"{transport}: {_leaf(exc)}"[:500])
+
+
+def _leaf(exc: BaseException) -> str:
+    """The innermost exception of an exception group (what actually went wrong), as text."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return f"{type(exc).__name__}: {exc}"
 
 
 async def burst(server: HttpServer, transport: str, clients: int, peak: list[int] | None = None) -> list[str]:
