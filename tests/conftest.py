@@ -1,11 +1,14 @@
-"""Test-wide guards: no network but loopback, and no real model provider keys."""
+"""Test-wide fixtures: the guards (no network but loopback, no real model provider keys) and settings.
+
+The fakes (scripted and function-driven models, a fake provider endpoint) are in tests/fakes.py."""
 
 from __future__ import annotations
 
-import os
-
 import ipaddress
+import os
 import socket
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -49,35 +52,6 @@ def network_guard(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-# ---- fakes at the model boundary -------------------------------------------------------------
-
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
-
-from swarm.models.scripted import Script, ScriptedModelClient  # noqa: E402
-
-
-class ScriptedModels:
-    """A ModelSource whose every agent is served by one shared Script.
-
-    ``capable=False`` makes it behave like the embedded model for routing: copilot_control then
-    routes with the offline router alone and makes no model call.
-    """
-
-    def __init__(self, script: Script, capable: bool = True) -> None:
-        self.script = script
-        self.capable = capable
-
-    def spec_for(self, tier: str) -> str:
-        return "scripted"
-
-    def client_for(self, agent: str, tier: str) -> ScriptedModelClient:
-        return ScriptedModelClient(self.script, agent)
-
-    def is_capable(self, tier: str) -> bool:
-        return self.capable
 
 
 @pytest.fixture

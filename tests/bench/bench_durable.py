@@ -37,17 +37,22 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import asyncpg
-from bench_swarm import AGENTS, Models, script_for  # the sibling bench (tests/bench is on sys.path as script or under pytest)
-from sqlalchemy.engine import make_url
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:  # run as a script: the tests package
+    sys.path.insert(0, str(REPO))
 
-from swarm.config import Settings
-from swarm.durable import QUEUE
-from swarm.engine import Engine
-from swarm.events import Event
-from swarm.models.scripted import Script
-from swarm.session import SessionRecord
-from swarm.tools import ToolRegistry
+import asyncpg  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+from swarm.config import Settings  # noqa: E402
+from swarm.durable import QUEUE  # noqa: E402
+from swarm.engine import Engine  # noqa: E402
+from swarm.events import Event  # noqa: E402
+from swarm.models.scripted import Script  # noqa: E402
+from swarm.session import SessionRecord  # noqa: E402
+from swarm.tools import ToolRegistry  # noqa: E402
+from tests.bench.bench_swarm import AGENTS, script_for  # noqa: E402 - the sibling bench
+from tests.fakes import ScriptedModels  # noqa: E402
 
 WARMUP_ROUNDS = 10
 MODES = ("plain", "durable")
@@ -205,7 +210,7 @@ async def run_session(mode: str, rounds: int, home: Path, db_url: str | None) ->
             committed[record.total_rounds] = time.perf_counter()
 
     try:
-        async with Engine(settings, models=Models(script), agents=AGENTS, tools=ToolRegistry()) as engine:
+        async with Engine(settings, models=ScriptedModels(script), agents=AGENTS, tools=ToolRegistry()) as engine:
             assert (engine.durable is not None) == durable, mode
             if mode == "durable":
                 await queue_worker_started()

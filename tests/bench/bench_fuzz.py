@@ -24,11 +24,12 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(REPO / "tests" / "e2e"), str(REPO / "tests"), str(REPO)]
+if str(REPO) not in sys.path:  # run as a script: the tests package
+    sys.path.insert(0, str(REPO))
 
-from fuzz_corpus import ENVELOPE, Case, Corpus, rpc  # noqa: E402
-from fuzz_harness import HttpPeer, StdioPeer, Tally, run_http, run_stdio, vm_rss_kib  # noqa: E402
-from http_harness import http_server, serve_env  # noqa: E402
+from tests.e2e.fuzz_corpus import ENVELOPE, Case, Corpus, rpc  # noqa: E402
+from tests.e2e.fuzz_harness import HttpPeer, StdioPeer, Tally, run_http, run_stdio, vm_rss_kib  # noqa: E402
+from tests.e2e.http_harness import http_server, serve_env  # noqa: E402
 
 
 def pings(count: int, era: str, prefix: str) -> list[Case]:

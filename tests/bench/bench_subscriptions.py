@@ -22,13 +22,14 @@ from pathlib import Path
 
 import anyio
 
-HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE.parents[1]), str(HERE.parent / "e2e"), str(HERE.parent)]
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:  # run as a script: the tests package
+    sys.path.insert(0, str(REPO))
 
-from http_harness import connect_http, serve_env, serve_process  # noqa: E402
 from mcp.shared.exceptions import MCPError  # noqa: E402
 
 from server.notify import MAX_SUBSCRIPTIONS  # noqa: E402
+from tests.e2e.http_harness import connect_http, serve_env, serve_process  # noqa: E402
 
 
 def status(pid: int) -> tuple[float, int]:

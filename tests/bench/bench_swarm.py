@@ -14,19 +14,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from autogen_agentchat.agents import AssistantAgent
-from autogen_agentchat.teams import Swarm
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:  # run as a script: the tests package
+    sys.path.insert(0, str(REPO))
 
-from swarm.config import Settings
-from swarm.engine import Engine
-from swarm.manifest import AgentManifest
-from swarm.models.scripted import Script, ScriptedModelClient
-from swarm.tools import ToolRegistry
+from autogen_agentchat.agents import AssistantAgent  # noqa: E402
+from autogen_agentchat.teams import Swarm  # noqa: E402
+
+from swarm.config import Settings  # noqa: E402
+from swarm.engine import Engine  # noqa: E402
+from swarm.manifest import AgentManifest  # noqa: E402
+from swarm.models.scripted import Script, ScriptedModelClient  # noqa: E402
+from swarm.tools import ToolRegistry  # noqa: E402
+from tests.fakes import ScriptedModels  # noqa: E402
 
 AGENTS = {
     "copilot_control": AgentManifest(name="copilot_control", description="router", system_message="Route.", handoffs=["agent_a"]),
@@ -41,20 +47,6 @@ def script_for(turns: int) -> list[dict[str, Any]]:
         entries.append({"handoff": "agent_b" if i % 2 == 0 else "agent_a"})
     entries.append({"text": "done"})
     return entries
-
-
-class Models:
-    def __init__(self, script: Script) -> None:
-        self.script = script
-
-    def spec_for(self, tier: str) -> str:
-        return "scripted"
-
-    def client_for(self, agent: str, tier: str) -> ScriptedModelClient:
-        return ScriptedModelClient(self.script, agent)
-
-    def is_capable(self, tier: str) -> bool:
-        return True
 
 
 async def raw_swarm(turns: int) -> float:
@@ -72,7 +64,7 @@ async def raw_swarm(turns: int) -> float:
 async def engine_swarm(turns: int, home: Path) -> float:
     script = Script(script_for(turns))
     settings = Settings.from_env({"SWARM_MCP_HOME": str(home), "SWARM_MCP_DURABLE": "0"})
-    async with Engine(settings, models=Models(script), agents=AGENTS, tools=ToolRegistry()) as engine:
+    async with Engine(settings, models=ScriptedModels(script), agents=AGENTS, tools=ToolRegistry()) as engine:
         record = await engine.create("go", max_rounds=turns + 1)
         start = time.perf_counter()
         record = await engine.run(record.id)

@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from fuzz_corpus import Case, owed, rpc
+from tests.e2e.fuzz_corpus import Case, owed, rpc
 
 # ---- checking ---------------------------------------------------------------------------------------
 

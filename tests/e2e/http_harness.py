@@ -25,7 +25,8 @@ from mcp import Client
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
-from mcp_harness import Recorder
+
+from tests.e2e.mcp_harness import Recorder
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -37,6 +38,9 @@ TRANSPORTS = ["http-2025", "http-2026", "sse"]
 
 
 def serve_env(tmp_path: Path, script: list[dict[str, Any]], **extra: str) -> dict[str, str]:
+    """The environment of a `serve` subprocess (stdio or HTTP) on the scripted model: ``script`` written to
+    ``<tmp_path>/script.json`` (its log: ``script.json.log``), home under ``tmp_path``, no provider keys, no retry
+    delays; ``extra`` on top. PYTHONPATH holds the repository and tests/e2e (for ``http_verifier:TwoUsers``)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI", "ANTHROPIC", "SWARM_MCP"))}
     path = tmp_path / "script.json"
     path.write_text(json.dumps(script))
@@ -47,8 +51,21 @@ def serve_env(tmp_path: Path, script: list[dict[str, Any]], **extra: str) -> dic
 
 
 def script_calls(tmp_path: Path) -> int:
+    """How many model calls the scripted server(s) under ``tmp_path`` made so far (the lines of the script's log)."""
     log = tmp_path / "script.json.log"
     return len(log.read_text().splitlines()) if log.exists() else 0
+
+
+def logged(tmp_path: Path) -> list[dict[str, Any]]:
+    """The model calls the scripted server(s) under ``tmp_path`` made so far, in order, as logged (``index`` in the
+    script, ``agent``, ...); servers sharing ``tmp_path`` append to one log."""
+    log = tmp_path / "script.json.log"
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def logged_indices(tmp_path: Path) -> list[int]:
+    """The script indices of the model calls made so far, in order."""
+    return [call["index"] for call in logged(tmp_path)]
 
 
 @dataclass

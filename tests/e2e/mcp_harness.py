@@ -9,11 +9,11 @@ from typing import Any, AsyncIterator
 import anyio
 import mcp_types as types
 import pytest
-from conftest import ScriptedModels
 from mcp import Client
 
 from server.app import build_server
 from swarm.models.scripted import Script
+from tests.fakes import GatedModels, ScriptedModels
 
 ERAS = ["legacy", "auto"]
 """Client modes: 'legacy' negotiates 2025-11-25 (initialize), 'auto' negotiates 2026-07-28 in-process."""
@@ -77,31 +77,6 @@ def make_server(settings: Any, entries: list[dict[str, Any]], capable: bool = Tr
     script = Script(entries)
     models = ScriptedModels(script, capable=capable) if gates is None else GatedModels(script, gates, capable=capable)
     return build_server(settings, models=models, **options), script
-
-
-class GatedModels(ScriptedModels):
-    """Scripted models whose n-th call (0-based) waits until the test sets ``gates[n]``."""
-
-    def __init__(self, script: Script, gates: dict[int, anyio.Event], capable: bool = True) -> None:
-        super().__init__(script, capable)
-        self.gates = gates
-
-    def client_for(self, agent: str, tier: str) -> Any:
-        return GatedClient(super().client_for(agent, tier), self)
-
-
-class GatedClient:
-    def __init__(self, inner: Any, models: GatedModels) -> None:
-        self.inner, self.models = inner, models
-
-    async def create(self, messages: Any, **kwargs: Any) -> Any:
-        gate = self.models.gates.get(self.models.script.position())
-        if gate is not None:
-            await gate.wait()
-        return await self.inner.create(messages, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
 
 
 def data(result: Any) -> dict[str, Any]:

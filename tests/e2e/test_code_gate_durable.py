@@ -15,8 +15,9 @@ from pathlib import Path
 
 import anyio
 import pytest
-from http_harness import connect_http, http_server, script_calls
-from mcp_harness import data
+
+from tests.e2e.http_harness import connect_http, http_server, script_calls
+from tests.e2e.mcp_harness import data
 
 pytestmark = pytest.mark.anyio
 

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import anyio
 import pytest
-from http_harness import HERE, REPO, connect_http, http_server, script_calls
-from mcp_harness import data
+
+from tests.e2e.http_harness import HERE, REPO, connect_http, http_server, script_calls
+from tests.e2e.mcp_harness import data
 
 pytestmark = pytest.mark.anyio
 
@@ -27,7 +28,7 @@ SCRIPT = [
 
 CLIENT = """
 import sys, anyio
-from http_harness import HttpServer, connect_http
+from tests.e2e.http_harness import HttpServer, connect_http
 
 async def main() -> None:
     server = HttpServer(base=sys.argv[1], proc=None)

@@ -18,8 +18,9 @@ from typing import Any
 
 import anyio
 import pytest
-from http_harness import connect_http, http_server, script_calls
-from mcp_harness import data
+
+from tests.e2e.http_harness import connect_http, http_server, logged, script_calls
+from tests.e2e.mcp_harness import data
 
 pytestmark = pytest.mark.anyio
 
@@ -39,11 +40,6 @@ def relay_script() -> list[dict[str, Any]]:
         script.append({"agent": agent, "handoff": target, "delay": 0.2 + 0.1 * (i % 3) / 2})
     script.append({"agent": "researcher", "text": FINAL, "delay": 0.25})
     return script
-
-
-def logged(tmp_path: Path) -> list[dict[str, Any]]:
-    log = tmp_path / "script.json.log"
-    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
 
 
 async def wait_for_calls(tmp_path: Path, at_least: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> int:

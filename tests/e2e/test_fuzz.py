@@ -20,9 +20,10 @@ from typing import Any
 import anyio
 import httpx2
 import pytest
-from fuzz_corpus import ENVELOPE, Corpus, rpc
-from fuzz_harness import HttpPeer, StdioPeer, Tally, answers_in, run_http, run_stdio, vm_rss_kib
-from http_harness import REPO, http_server, serve_env
+
+from tests.e2e.fuzz_corpus import ENVELOPE, Corpus, rpc
+from tests.e2e.fuzz_harness import HttpPeer, StdioPeer, Tally, answers_in, run_http, run_stdio, vm_rss_kib
+from tests.e2e.http_harness import REPO, http_server, serve_env
 
 pytestmark = pytest.mark.anyio
 

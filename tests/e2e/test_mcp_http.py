@@ -10,8 +10,9 @@ from pathlib import Path
 import anyio
 import mcp_types as types
 import pytest
-from http_harness import TRANSPORTS, connect_http, get, http_server, script_calls
-from mcp_harness import Recorder, data, text
+
+from tests.e2e.http_harness import TRANSPORTS, connect_http, get, http_server, script_calls
+from tests.e2e.mcp_harness import Recorder, data, text
 
 pytestmark = pytest.mark.anyio
 

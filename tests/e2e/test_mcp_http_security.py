@@ -19,13 +19,13 @@ from typing import Any, AsyncIterator
 
 import anyio
 import pytest
-from http_harness import INITIALIZE, REPO, TRANSPORTS, HttpServer, connect_http, get, http_server, post, serve_env
-from http_verifier import ALICE, BOB
-from mcp_harness import data, text
 
 from server.auth import token_subject
 from server.http import HttpSettings, bind, build_app
 from swarm.errors import ConfigError
+from tests.e2e.http_harness import INITIALIZE, REPO, TRANSPORTS, HttpServer, connect_http, get, http_server, post, serve_env
+from tests.e2e.http_verifier import ALICE, BOB
+from tests.e2e.mcp_harness import data, text
 
 pytestmark = pytest.mark.anyio
 

@@ -8,7 +8,8 @@ from typing import Any
 import anyio
 import mcp_types as types
 import pytest
-from mcp_harness import Recorder, connect, data, era, make_server, text  # noqa: F401
+
+from tests.e2e.mcp_harness import Recorder, connect, data, era, make_server, text  # noqa: F401
 
 pytestmark = pytest.mark.anyio
 

@@ -7,13 +7,11 @@ from typing import Any
 
 import anyio
 import pytest
-from mcp_harness import Recorder, connect, data, era, make_server, text  # noqa: F401
+
+from tests.e2e.mcp_harness import Recorder, connect, data, era, make_server, text  # noqa: F401
+from tests.phases.phase_helpers import plan
 
 pytestmark = pytest.mark.anyio
-
-
-def plan(*steps: tuple[str, str]) -> dict[str, Any]:
-    return {"steps": [{"sub_task": task, "agent": agent, "bullet_points": [f"deliver {task}"]} for task, agent in steps]}
 
 
 def ideas(*titles: str) -> dict[str, Any]:

@@ -8,9 +8,9 @@ from typing import Any
 
 import anyio
 import pytest
-from mcp_harness import Recorder, connect, data, era, make_server, text  # noqa: F401
 
 import server.runs
+from tests.e2e.mcp_harness import Recorder, connect, data, era, make_server, text  # noqa: F401
 
 pytestmark = pytest.mark.anyio
 

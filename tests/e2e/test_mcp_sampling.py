@@ -7,10 +7,10 @@ from typing import Any
 
 import mcp_types as types
 import pytest
-from mcp_harness import Recorder, connect, data, era  # noqa: F401
 
 from server.app import build_server
 from swarm.config import Settings
+from tests.e2e.mcp_harness import Recorder, connect, data, era  # noqa: F401
 
 pytestmark = pytest.mark.anyio
 

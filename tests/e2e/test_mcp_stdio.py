@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from contextlib import asynccontextmanager
@@ -15,24 +14,12 @@ import mcp_types as types
 import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
-from mcp_harness import Recorder, data, era, text  # noqa: F401
+
+from tests.e2e.http_harness import script_calls, serve_env
+from tests.e2e.mcp_harness import Recorder, data, era, text  # noqa: F401
 
 pytestmark = pytest.mark.anyio
 REPO = Path(__file__).resolve().parents[2]
-
-
-def serve_env(tmp_path: Path, script: list[dict[str, Any]]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI", "ANTHROPIC", "SWARM_MCP"))}
-    path = tmp_path / "script.json"
-    path.write_text(json.dumps(script))
-    env.update(SWARM_MCP_HOME=str(tmp_path / "home"), SWARM_MCP_MODEL="scripted", SWARM_MCP_SCRIPT=str(path),
-               SWARM_MCP_RETRY_BASE_DELAY="0", PYTHONPATH=str(REPO))
-    return env
-
-
-def script_calls(tmp_path: Path) -> int:
-    log = tmp_path / "script.json.log"
-    return len(log.read_text().splitlines()) if log.exists() else 0
 
 
 @asynccontextmanager

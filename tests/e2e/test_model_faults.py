@@ -14,20 +14,19 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Iterator
 
 import anyio
 import pytest
-from mcp_harness import connect, data, text
 
 from server.app import build_server
 from swarm.models.factory import ModelFactory
 from swarm.models.scripted import Script
+from tests.e2e.mcp_harness import connect, data, text
+from tests.fakes import CHAT, FakeProvider, Planned, completion, fake_provider
 
 REPO = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "server.cli"]
@@ -95,48 +94,25 @@ def test_cli_run_without_the_embedded_model_fails_at_once(tmp_path: Path) -> Non
 # ---- MCP: copilot returns failed with the message; continue_copilot resumes once the key is set ----
 
 class FakeOpenAI:
-    """An OpenAI-compatible /v1/chat/completions on 127.0.0.1: answers the planned completions in turn."""
+    """The shared fake provider (tests/fakes.py) as these tests read it: planned chat completions, and the
+    (headers, body) of each request it received."""
 
-    def __init__(self) -> None:
-        self.planned: list[dict[str, Any]] = []
-        self.received: list[tuple[dict[str, str], dict[str, Any]]] = []
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                fake.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                status, answer = (200, fake.planned.pop(0)) if fake.planned else (418, {"error": {"message": "nothing planned"}})
-                payload = json.dumps(answer).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+    def __init__(self, provider: FakeProvider) -> None:
+        self.provider = provider
+        self.base_url = provider.base_url
 
     def plan(self, message: dict[str, Any], finish: str) -> None:
-        self.planned.append({"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini-2024-07-18",
-                             "choices": [{"index": 0, "finish_reason": finish, "message": {"role": "assistant", **message}}],
-                             "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}})
+        self.provider.plan(CHAT, Planned(body=completion("gpt-4o-mini-2024-07-18", message, finish)))
+
+    @property
+    def received(self) -> list[tuple[dict[str, str], dict[str, Any]]]:
+        return [(headers, body) for _, headers, body in self.provider.received]
 
 
 @pytest.fixture
 def fake_openai() -> Iterator[FakeOpenAI]:
-    fake = FakeOpenAI()
-    thread = threading.Thread(target=fake.server.serve_forever, daemon=True, name="fake-openai")
-    thread.start()
-    try:
-        yield fake
-    finally:
-        fake.server.shutdown()
-        fake.server.server_close()
-        thread.join(timeout=15)
+    with fake_provider() as provider:
+        yield FakeOpenAI(provider)
 
 
 @pytest.mark.anyio

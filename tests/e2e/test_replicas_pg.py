@@ -20,8 +20,10 @@ from typing import Any, AsyncIterator
 import anyio
 import mcp_types as types
 import pytest
-from http_harness import HttpServer, connect_http, script_calls, serve_env, serve_process
-from mcp_harness import Recorder, data
+
+from tests.e2e.http_harness import HttpServer, connect_http, script_calls, serve_env, serve_process
+from tests.e2e.http_harness import logged_indices as logged  # the script indices of the calls (both replicas log to one file)
+from tests.e2e.mcp_harness import Recorder, data
 
 PG_URL = os.environ.get("SWARM_MCP_TEST_POSTGRES_URL")
 if not PG_URL:
@@ -115,12 +117,6 @@ async def call(server: HttpServer, tool: str, args: dict[str, Any]) -> dict[str,
 async def transcript(server: HttpServer, sid: str) -> list[dict[str, Any]]:
     async with connect_http(server, "http-2026") as client:
         return json.loads((await client.read_resource(f"swarm://sessions/{sid}/transcript")).contents[0].text)["events"]
-
-
-def logged(tmp_path: Path) -> list[int]:
-    """The script indices of the model calls made so far, in order (both replicas append to one log)."""
-    log = tmp_path / "script.json.log"
-    return [json.loads(line)["index"] for line in log.read_text().splitlines()] if log.exists() else []
 
 
 async def until(what: str, seconds: float, probe: Any, interval: float = POLL) -> Any:

@@ -23,8 +23,9 @@ from typing import Any
 import anyio
 import httpx2
 import pytest
-from http_harness import HttpServer, connect_http, serve_env, serve_process
-from mcp_harness import data, text
+
+from tests.e2e.http_harness import HttpServer, connect_http, serve_env, serve_process
+from tests.e2e.mcp_harness import data, text
 
 pytestmark = pytest.mark.anyio
 

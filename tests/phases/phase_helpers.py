@@ -5,11 +5,10 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
-from conftest import ScriptedModels
-
 from phases import phase_tool_registry
 from swarm.engine import Engine
 from swarm.models.scripted import Script
+from tests.fakes import ScriptedModels
 
 
 @asynccontextmanager

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from phase_helpers import code, phase_events, plan, scripted_engine
 
 from phases import phase_tool_registry, resolve_approval, run_phase
 from swarm.manifest import load_agents
 from swarm.models.scripted import Script
+from tests.phases.phase_helpers import code, phase_events, plan, scripted_engine
 
 pytestmark = pytest.mark.anyio
 

@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from phase_helpers import code, phase_events, plan, scripted_engine
 
 from phases import resolve_approval, run_phase
 from swarm.errors import UserInputError
 from swarm.models.scripted import Script
+from tests.phases.phase_helpers import code, phase_events, plan, scripted_engine
 
 pytestmark = pytest.mark.anyio
 

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from phase_helpers import scripted_engine
 
 from phases import run_phase
 from swarm.models.scripted import Script
+from tests.phases.phase_helpers import scripted_engine
 
 pytestmark = pytest.mark.anyio
 

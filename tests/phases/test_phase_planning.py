@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ScriptedModels
-from phase_helpers import phase_events, plan, scripted_engine
 
 from phases import get_phase, phase_tool_registry, run_phase
 from swarm.engine import Engine
 from swarm.errors import UserInputError
 from swarm.models.scripted import Script, ScriptedModelClient
+from tests.fakes import ScriptedModels
+from tests.phases.phase_helpers import phase_events, plan, scripted_engine
 
 pytestmark = pytest.mark.anyio
 

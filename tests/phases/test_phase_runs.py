@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from phase_helpers import phase_events, plan, scripted_engine
 
 from phases import PHASES, describe_phases, phase_tool_registry, resume_phase, run_phase
 from swarm.errors import UserInputError
 from swarm.models.scripted import Script
 from swarm.tools import default_registry
+from tests.phases.phase_helpers import phase_events, plan, scripted_engine
 
 pytestmark = pytest.mark.anyio
 

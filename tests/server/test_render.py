@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_cli import cli, env_for
 
 from server.render import event_line, transcript_markdown
 from swarm.events import Event, Usage
 from swarm.session import PendingApproval, SessionRecord
+from tests.server.test_cli import cli, env_for
 
 PLAN = {"steps": [
     {"sub_task": "load the sales table and compute the monthly totals", "agent": "engineer", "bullet_points": ["totals.csv", "a bar chart"]},

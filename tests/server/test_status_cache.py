@@ -5,19 +5,21 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import ScriptedModels
 
 from server.status_cache import StatusCache
 from phases import phase_tool_registry
 from swarm.engine import Engine
 from swarm.errors import UnknownSessionError
-from swarm.models.scripted import Script
+from tests.fakes import FunctionModels
 
 pytestmark = pytest.mark.anyio
 
+NO_MODEL = FunctionModels(lambda messages, agent, tools: pytest.fail(f"{agent} made a model call"))
+"""These tests call no model."""
+
 
 async def test_cached_reads_stay_exact_across_writers(settings: Any) -> None:
-    async with Engine(settings, tools=phase_tool_registry(), models=ScriptedModels(Script([]))) as engine, Engine(settings, tools=phase_tool_registry(), models=ScriptedModels(Script([]))) as other:
+    async with Engine(settings, tools=phase_tool_registry(), models=NO_MODEL) as engine, Engine(settings, tools=phase_tool_registry(), models=NO_MODEL) as other:
         record = await engine.create("Say hello")
         cache = StatusCache(settings.db_url)
         first = await cache.get(engine, record.id, "local")

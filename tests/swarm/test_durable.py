@@ -7,7 +7,6 @@ from typing import Any
 
 import anyio
 import pytest
-from conftest import ScriptedModels
 from dbos import DBOS
 
 from phases import phase_tool_registry
@@ -15,6 +14,7 @@ from swarm.durable import workflow_id
 from swarm.engine import Engine
 from swarm.errors import UserInputError
 from swarm.models.scripted import Script
+from tests.fakes import GatedModels, ScriptedModels
 
 pytestmark = pytest.mark.anyio
 
@@ -97,29 +97,6 @@ async def test_a_leg_that_failed_in_its_first_round_runs_again_as_a_new_workflow
         script.assert_exhausted()
 
 
-class GatedModels(ScriptedModels):
-    """Scripted models whose first call waits for ``release`` (``reached`` is set when it does)."""
-
-    def __init__(self, script: Script) -> None:
-        super().__init__(script)
-        self.reached, self.release = anyio.Event(), anyio.Event()
-
-    def client_for(self, agent: str, tier: str) -> Any:
-        inner, models = super().client_for(agent, tier), self
-
-        class Gated:
-            def __getattr__(self, name: str) -> Any:
-                return getattr(inner, name)
-
-            async def create(self, *args: Any, **kwargs: Any) -> Any:
-                if models.script.position() == 0:
-                    models.reached.set()
-                    await models.release.wait()
-                return await inner.create(*args, **kwargs)
-
-        return Gated()
-
-
 async def run_sending_midway(engine: Any, models: GatedModels, session_id: str, message: str) -> tuple[Any, str, str]:
     """Run the session; while its first model call is in flight, send it ``message``. Returns what the run returned,
     the input's id and how its delivery ended."""
@@ -131,9 +108,9 @@ async def run_sending_midway(engine: Any, models: GatedModels, session_id: str, 
                 results.append(await engine.run(session_id))
 
             tg.start_soon(first)
-            await models.reached.wait()  # the session's first round is in flight
+            await models.reached[0].wait()  # the session's first round is in flight
             input_id = await engine.durable.send_input(session_id, message)
-            models.release.set()
+            models.gates[0].set()
         delivery = await (await DBOS.retrieve_workflow_async(f"{session_id}.input.{input_id}")).get_result()
     return results[0], input_id, delivery
 
@@ -144,7 +121,7 @@ async def test_a_message_sent_while_the_session_runs_is_taken_by_its_leg_when_it
         {"agent": "engineer", "text": "6 * 7 = 42."},
         {"agent": "engineer", "expect": "negative numbers", "text": "-6 * 7 = -42 as well."},
     ])
-    models = GatedModels(script)
+    models = GatedModels(script, {0: anyio.Event()})  # the first model call waits for the test
     async with Engine(durable(settings), tools=phase_tool_registry(), models=models) as engine:
         record = await engine.create("Compute six times seven")
         done, input_id, delivery = await run_sending_midway(engine, models, record.id, "Show that it works for negative numbers too")
@@ -165,7 +142,7 @@ async def test_a_message_its_leg_ended_without_taking_starts_the_next_leg(settin
         {"agent": "copilot_control", "error": "auth"},  # the leg fails: a failed leg takes no input
         {"agent": "copilot_control", "expect": "try again", "text": "Hello."},
     ])
-    models = GatedModels(script)
+    models = GatedModels(script, {0: anyio.Event()})  # the first model call waits for the test
     async with Engine(durable(settings), tools=phase_tool_registry(), models=models) as engine:
         record = await engine.create("Say hello")
         _, input_id, delivery = await run_sending_midway(engine, models, record.id, "The key is fixed: try again")

@@ -7,12 +7,12 @@ import dataclasses
 from typing import Any
 
 import pytest
-from conftest import ScriptedModels
 
 from phases import phase_tool_registry
 from swarm.engine import Engine
 from swarm.grants import Grants
 from swarm.models.scripted import Script
+from tests.fakes import ScriptedModels
 
 pytestmark = pytest.mark.anyio
 

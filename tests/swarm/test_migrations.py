@@ -21,7 +21,6 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 import asyncpg
 import pytest
 import sqlalchemy as sa
-from conftest import ScriptedModels
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -33,6 +32,7 @@ from swarm.events import Event
 from swarm.grants import CodeRefused, check_code
 from swarm.models.scripted import Script
 from swarm.store import SqlStore, metadata
+from tests.fakes import ScriptedModels
 
 pytestmark = pytest.mark.anyio
 

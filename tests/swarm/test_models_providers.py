@@ -7,24 +7,17 @@ raise their own exceptions; RetryingModelClient retries them. Delays are recorde
 from __future__ import annotations
 
 import json
-import socket
-import threading
-from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 import pytest
-import uvicorn
 from autogen_core import FunctionCall
 from autogen_core.models import CreateResult, RequestUsage, UserMessage
 from autogen_core.tools import FunctionTool
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
 
 from swarm.errors import ConfigError, ProviderError
 from swarm.models.providers import anthropic_client, anthropic_model_info, openai_client, redact_url
 from swarm.models.retry import RetryingModelClient, RetryPolicy
+from tests.fakes import FakeProvider, Planned, Sleeps, completion, fake_provider
 
 MESSAGES = [UserMessage(content="add 1 and 2", source="user")]
 
@@ -36,99 +29,15 @@ def add(a: int, b: int) -> int:
 ADD = FunctionTool(add, description="Add two numbers.")
 
 
-@dataclass
-class Planned:
-    status: int = 200
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-    stream: list[dict[str, Any]] | None = None
-
-
-@dataclass
-class FakeProvider:
-    """Answers each request to a path with the next planned response; records what it received."""
-
-    base: str = ""
-    plans: dict[str, list[Planned]] = field(default_factory=dict)
-    received: list[tuple[str, dict[str, str], dict[str, Any]]] = field(default_factory=list)
-
-    def plan(self, path: str, *responses: Planned) -> None:
-        self.plans.setdefault(path, []).extend(responses)
-
-    def requests_to(self, path: str) -> list[dict[str, Any]]:
-        return [body for p, _, body in self.received if p == path]
-
-    async def handle(self, request: Request) -> Response:
-        body = await request.json()
-        self.received.append((request.url.path, dict(request.headers), body))
-        queue = self.plans.get(request.url.path) or []
-        if not queue:
-            return JSONResponse({"error": {"message": f"fake server: nothing planned for {request.url.path}"}}, status_code=418)
-        planned = queue.pop(0)
-        if planned.stream is not None:
-            chunks = planned.stream
-
-            async def events() -> Any:
-                for chunk in chunks:
-                    yield f"data: {json.dumps(chunk)}\n\n"
-                yield "data: [DONE]\n\n"
-
-            return StreamingResponse(events(), media_type="text/event-stream")
-        return JSONResponse(planned.body, status_code=planned.status, headers=planned.headers)
-
-
-class _Server(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.ready = threading.Event()
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets=sockets)
-        self.ready.set()
-
-
 @pytest.fixture
 def fake() -> Iterator[FakeProvider]:
-    provider = FakeProvider()
-    app = Starlette(routes=[Route("/v1/chat/completions", provider.handle, methods=["POST"]), Route("/v1/messages", provider.handle, methods=["POST"])])
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))  # a free port, already bound: no race with another process
-    sock.listen(64)
-    port = sock.getsockname()[1]
-    server = _Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="fake-provider")
-    thread.start()
-    try:
-        assert server.ready.wait(timeout=15), "fake provider server did not start within 15 s"
-        provider.base = f"http://127.0.0.1:{port}"
+    with fake_provider() as provider:
         yield provider
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        sock.close()
-        assert not thread.is_alive(), "fake provider server did not stop within 15 s"
-
-
-def completion(model: str, message: dict[str, Any], finish: str, usage: tuple[int, int]) -> dict[str, Any]:
-    return {
-        "id": "chatcmpl-1",
-        "object": "chat.completion",
-        "created": 1,
-        "model": model,
-        "choices": [{"index": 0, "finish_reason": finish, "message": {"role": "assistant", **message}}],
-        "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": sum(usage)},
-    }
 
 
 def tool_call_completion(model: str) -> dict[str, Any]:
     call = {"id": "call_1", "type": "function", "function": {"name": "add", "arguments": json.dumps({"a": 1, "b": 2})}}
     return completion(model, {"content": None, "tool_calls": [call]}, "tool_calls", (11, 7))
-
-
-class Sleeps(list):
-    async def __call__(self, delay: float) -> None:
-        self.append(delay)
 
 
 OPENAI_ERROR = {"error": {"message": "slow down", "type": "rate_limit_exceeded", "code": None, "param": None}}

@@ -18,6 +18,7 @@ from autogen_core.models import ChatCompletionClient, CreateResult, RequestUsage
 from swarm.errors import ConfigError, ProviderError
 from swarm.models.retry import RetryingModelClient, RetryPolicy, classify, parse_retry_after
 from swarm.models.scripted import SCRIPTED_INFO, Script, ScriptedModelClient
+from tests.fakes import Sleeps
 
 MESSAGES = [UserMessage(content="hello", source="user")]
 OK = CreateResult(finish_reason="stop", content="done", usage=RequestUsage(prompt_tokens=3, completion_tokens=2), cached=False)
@@ -86,11 +87,6 @@ class FlakyClient(ChatCompletionClient):
     @property
     def model_info(self) -> Any:
         return SCRIPTED_INFO
-
-
-class Sleeps(list):
-    async def __call__(self, delay: float) -> None:
-        self.append(delay)
 
 
 def wrap(inner: ChatCompletionClient, provider: str = "openai", **policy: Any) -> tuple[RetryingModelClient, Sleeps]:

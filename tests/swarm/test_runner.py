@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import ScriptedModels
 
 from phases import phase_tool_registry
 from swarm.engine import Engine
 from swarm.errors import UnknownSessionError, UserInputError
 from swarm.models.scripted import Script
+from tests.fakes import ScriptedModels
 
 pytestmark = pytest.mark.anyio
 
