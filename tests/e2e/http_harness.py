@@ -137,6 +137,34 @@ async def serve_process(tmp_path: Path, env: dict[str, str], *args: str, name: s
 
 
 @asynccontextmanager
+async def serve_in_thread(app: Any) -> AsyncIterator[str]:
+    """An ASGI app (the production one, ``build_app``) on uvicorn in a thread of this process, listening on
+    127.0.0.1 (a free port, bound as ``serve`` binds); yields ``http://127.0.0.1:PORT``; stopped on exit."""
+    import uvicorn
+
+    from server.http import bind
+
+    started = threading.Event()
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            started.set()
+
+    sock = bind("127.0.0.1", 0)
+    server = Server(uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=3))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        assert await anyio.to_thread.run_sync(started.wait, 60), "the server did not start"
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        await anyio.to_thread.run_sync(thread.join, 20)
+        sock.close()
+
+
+@asynccontextmanager
 async def connect_http(server: HttpServer, transport: str, rec: Recorder | None = None, *, token: str | None = None,
                        headers: dict[str, str] | None = None, elicit: bool = False, sample: bool = False) -> AsyncIterator[Client]:
     """The SDK's Client over ``transport`` (one of TRANSPORTS), with a bearer token if given."""

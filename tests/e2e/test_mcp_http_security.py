@@ -12,18 +12,16 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
-from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import anyio
 import pytest
 
 from server.auth import token_subject
-from server.http import HttpSettings, bind, build_app
+from server.http import HttpSettings, build_app
 from swarm.errors import ConfigError
-from tests.e2e.http_harness import INITIALIZE, REPO, TRANSPORTS, HttpServer, connect_http, get, http_server, post, serve_env
+from tests.e2e.http_harness import INITIALIZE, REPO, TRANSPORTS, HttpServer, connect_http, get, http_server, post, serve_env, serve_in_thread
 from tests.e2e.http_verifier import ALICE, BOB
 from tests.e2e.mcp_harness import data, text
 
@@ -96,31 +94,6 @@ async def test_a_token_subject_names_the_principal(tmp_path: Path) -> None:
 
 
 # ---- the remote configuration (a non-loopback bind), served on 127.0.0.1 -----------------------------
-
-
-@asynccontextmanager
-async def serve_in_thread(app: Any) -> AsyncIterator[str]:
-    """The app on a uvicorn server in a thread, listening on 127.0.0.1 (a free port)."""
-    import uvicorn
-
-    started = threading.Event()
-
-    class Server(uvicorn.Server):
-        async def startup(self, sockets: Any = None) -> None:
-            await super().startup(sockets)
-            started.set()
-
-    sock = bind("127.0.0.1", 0)
-    server = Server(uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=3))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        assert await anyio.to_thread.run_sync(started.wait, 60), "the server did not start"
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        await anyio.to_thread.run_sync(thread.join, 20)
-        sock.close()
 
 
 def remote_app(tmp_path: Path, **settings: Any) -> Any:

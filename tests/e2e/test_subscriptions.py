@@ -5,7 +5,6 @@ connection ends: in memory, over streamable HTTP and over SSE."""
 from __future__ import annotations
 
 import gc
-import threading
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,13 +12,13 @@ from typing import Any, AsyncIterator
 
 import anyio
 import pytest
-from tests.e2e.http_harness import HttpServer, connect_http
 from mcp.shared.exceptions import MCPError
-from tests.e2e.mcp_harness import connect, data, make_server
 from mcp_types import INVALID_PARAMS, INVALID_REQUEST
 
-from server.http import HttpSettings, bind, build_app
+from server.http import HttpSettings, build_app
 from server.notify import MAX_SUBSCRIPTIONS
+from tests.e2e.http_harness import HttpServer, connect_http, serve_in_thread
+from tests.e2e.mcp_harness import connect, data, make_server
 
 pytestmark = [pytest.mark.anyio, pytest.mark.filterwarnings("ignore:resources/.*subscribe is removed")]
 
@@ -144,28 +143,9 @@ async def _listen(client: Any, uris: list[str]) -> None:
 @asynccontextmanager
 async def served(settings: Any) -> AsyncIterator[tuple[HttpServer, Any]]:
     """The production HTTP app (build_app) over a scripted server, on uvicorn in a thread on 127.0.0.1."""
-    import uvicorn
-
     mcp, _ = make_server(settings, [])
-    app = build_app(mcp, HttpSettings())
-    started = threading.Event()
-
-    class Server(uvicorn.Server):
-        async def startup(self, sockets: Any = None) -> None:
-            await super().startup(sockets)
-            started.set()
-
-    sock = bind("127.0.0.1", 0)
-    server = Server(uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=3))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        assert await anyio.to_thread.run_sync(started.wait, 60), "the server did not start"
-        yield HttpServer(base=f"http://127.0.0.1:{sock.getsockname()[1]}", proc=None), mcp  # type: ignore[arg-type]
-    finally:
-        server.should_exit = True
-        await anyio.to_thread.run_sync(thread.join, 20)
-        sock.close()
+    async with serve_in_thread(build_app(mcp, HttpSettings())) as base:
+        yield HttpServer(base=base, proc=None), mcp  # type: ignore[arg-type]
 
 
 async def released(notifier: Any, timeout: float = 10.0) -> int:
