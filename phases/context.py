@@ -22,7 +22,7 @@ from autogen_agentchat.agents import AssistantAgent
 from autogen_agentchat.messages import BaseChatMessage, StructuredMessage
 from pydantic import BaseModel, ValidationError
 
-from swarm.errors import ModelBehaviourError, SwarmError, UserInputError
+from swarm.errors import ModelBehaviourError, SessionInterrupted, SwarmError, UserInputError
 from swarm.events import Event, EventType, Usage
 from swarm.grants import Grants, check_code
 from swarm.journal import CallJournal, JournaledModelClient
@@ -242,7 +242,7 @@ class PhaseContext:
         self.emit("phase_start", {"phase": name, "inputs": params.model_dump(mode="json")})
         try:
             output = await run(self, params)
-        except WaitingForApproval:
+        except (WaitingForApproval, SessionInterrupted):
             raise  # not ended: the resumed run ends it
         except Exception as exc:
             usage = _usage_since(before, self.usage_total())

@@ -19,13 +19,14 @@ from typing import Any, Mapping
 
 from pydantic import BaseModel
 
-from swarm.errors import InternalError, ProviderError, SwarmError, UserInputError
+from swarm.errors import InternalError, ProviderError, SessionInterrupted, SwarmError, UserInputError
 from swarm.events import Event, Usage, now
 from swarm.journal import CallJournal
 from swarm.scope import current_grants
 from swarm.grants import Grants
 from swarm.session import PendingApproval, SessionRecord
 from swarm.tools import SessionContext
+from swarm.work import OnUpdate
 
 from .context import PhaseContext, PhaseFailed, WaitingForApproval, clip, describe
 from .models import PhaseResult
@@ -38,7 +39,7 @@ SANDBOX = "phases.sandbox"
 """engine.services key: an optional swarm.sandbox.SandboxConfig for the code phases run (default limits otherwise)."""
 TOOL_RESULT_CHARS = 6000
 WORK_KIND = "phase"
-"""The kind of session work a phase run is to a durable engine (ToolRegistry.works, phases/tools.py)."""
+"""The kind of session work a phase run is (phases/work.py); a phase session's ``kind`` is ``phase:<name>``."""
 SYNONYMS = {"modify": "revise", "approved": "approve", "accept": "approve", "rejected": "reject", "cancel": "abort"}
 
 
@@ -65,7 +66,8 @@ def last_run(record: SessionRecord) -> dict[str, Any] | None:
 
 
 async def run_phase(engine: Any, name: str, params: Mapping[str, Any] | BaseModel | None = None, *,
-                    session_id: str | None = None, principal: str = "local", grants: Grants | None = None) -> PhaseResult:
+                    session_id: str | None = None, principal: str = "local", grants: Grants | None = None,
+                    on_update: OnUpdate | None = None) -> PhaseResult:
     """Run a phase in a new session (kind ``phase:<name>``, with ``grants``: by default a local caller's) or in
     ``session_id`` (which then supplies state such as the plan). A failed or interrupted run of the same phase with the
     same parameters there is resumed."""
@@ -75,7 +77,7 @@ async def run_phase(engine: Any, name: str, params: Mapping[str, Any] | BaseMode
         if phase.check is not None:
             phase.check({}, values)
         record = await engine.create(task_of(phase, values), kind=f"phase:{name}", principal=principal, grants=grants)
-        return await drive(engine, record, phase, new_run(record, phase, values))
+        return await drive(engine, record, phase, new_run(record, phase, values), on_update)
     record = await engine.get(session_id, principal)
     if record.status == "waiting_input" and record.pending is not None:
         raise UserInputError(f"session {session_id} is waiting for approval {record.pending.id!r} ({clip(record.pending.message, 200)!r}); "
@@ -87,7 +89,7 @@ async def run_phase(engine: Any, name: str, params: Mapping[str, Any] | BaseMode
     run = last_run(record)
     if not (run and run["name"] == name and resumable(run) and run["params"] == values.model_dump(mode="json")):
         run = new_run(record, phase, values)
-    return await drive(engine, record, phase, run)
+    return await drive(engine, record, phase, run, on_update)
 
 
 def resumable(run: dict[str, Any]) -> bool:
@@ -97,17 +99,17 @@ def resumable(run: dict[str, Any]) -> bool:
     return run["status"] in ("running", "paused") or (run["status"] == "failed" and bool(run.get("retryable")))
 
 
-async def resume_phase(engine: Any, session_id: str, *, principal: str | None = None) -> PhaseResult:
+async def resume_phase(engine: Any, session_id: str, *, principal: str | None = None, on_update: OnUpdate | None = None) -> PhaseResult:
     """Go on with a session's last phase run that failed or was interrupted (not one waiting for an answer)."""
     record = await engine.get(session_id, principal)
     run = last_run(record)
     if run is None or not resumable(run):
         raise UserInputError(f"session {session_id} has no interrupted phase run (or one failed by its model provider) to resume (status {record.status})")
-    return await drive(engine, record, get_phase(run["name"]), run)
+    return await drive(engine, record, get_phase(run["name"]), run, on_update)
 
 
 async def resolve_approval(engine: Any, session_id: str, approval_id: str, decision: str, feedback: str | None = None,
-                           who: str = "user", *, principal: str | None = None) -> PhaseResult:
+                           who: str = "user", *, principal: str | None = None, on_update: OnUpdate | None = None) -> PhaseResult:
     """Answer a session's pending approval and go on: the phase resumes with the answer (or, for a swarm
     session's clarifying question, the session continues with the answer as the user's message)."""
     record = await engine.get(session_id, principal)
@@ -121,12 +123,12 @@ async def resolve_approval(engine: Any, session_id: str, approval_id: str, decis
     run = last_run(record)
     if run is None or not run.get("pending") or run["pending"]["id"] != approval_id:  # the swarm runner's question
         await engine.store.save(record, [Event(type="approval_resolved", round=record.total_rounds, agent=who, content={**answer, "kind": pending.kind})])
-        record = await engine.run(session_id, message=feedback or decision, principal=principal)
+        record = await engine.run(session_id, message=feedback or decision, principal=principal, on_update=on_update)
         return result_of(record, None, record.kind)
     run["answers"][run["pending"]["key"]] = answer
     run["pending"], record.pending, record.status = None, None, "running"
     await engine.store.save(record)  # the answer is durable before the phase goes on
-    return await drive(engine, record, get_phase(run["name"]), run)
+    return await drive(engine, record, get_phase(run["name"]), run, on_update)
 
 
 def normalize(decision: str, feedback: str | None, pending: PendingApproval) -> tuple[str, str | None]:
@@ -141,7 +143,7 @@ def normalize(decision: str, feedback: str | None, pending: PendingApproval) -> 
     raise UserInputError(f"decision {decision!r} is not allowed for approval {pending.id}; choose one of {pending.options}")
 
 
-async def drive(engine: Any, record: SessionRecord, phase: Phase, run: dict[str, Any]) -> PhaseResult:
+async def drive(engine: Any, record: SessionRecord, phase: Phase, run: dict[str, Any], on_update: OnUpdate | None = None) -> PhaseResult:
     """Run (or re-run from the journal) one phase run until it completes, waits, or fails; save it.
 
     On a durable engine the run is played as a workflow (``swarm.session_work``): a crash mid-run
@@ -158,19 +160,21 @@ async def drive(engine: Any, record: SessionRecord, phase: Phase, run: dict[str,
         if not in_workflow():
             run["drives"] = run.get("drives", 0) + 1
             run["workflow"] = f"{record.id}.{run['id']}.{run['drives']}"
-            await _start(engine, record, phase, run)
+            await _start(engine, record, phase, run, on_update)
             await durable.run_work(WORK_KIND, record.id, run["workflow"], local=True)
             record = await engine.get(record.id)
             return result_of(record, last_run(record), phase.name)
-    await _start(engine, record, phase, run)
+    await _start(engine, record, phase, run, on_update)
     return await _play(engine, record, phase, run)
 
 
-async def _start(engine: Any, record: SessionRecord, phase: Phase, run: dict[str, Any]) -> None:
+async def _start(engine: Any, record: SessionRecord, phase: Phase, run: dict[str, Any], on_update: OnUpdate | None = None) -> None:
     record.status, record.pending, record.error = "running", None, None
     run.update(status="running", pending=None, error=None, retryable=False)
     run.setdefault("round_base", record.total_rounds)
-    await engine.store.save(record, [Event(type="status", round=record.total_rounds, content={"status": "running", "phase": phase.name, "run": run["id"]})])
+    saved = await engine.store.save(record, [Event(type="status", round=record.total_rounds, content={"status": "running", "phase": phase.name, "run": run["id"]})])
+    if on_update is not None:  # the caller hears that the run started (what it saves later is read back at its end)
+        await on_update(record, saved)
 
 
 async def play_last(engine: Any, session_id: str) -> str:
@@ -208,6 +212,11 @@ async def _play(engine: Any, record: SessionRecord, phase: Phase, run: dict[str,
             await asyncio.shield(_save(engine, record, run, pctx, [], reason="the call was cancelled"))
             raise
         except Exception as exc:  # a failed step, a rejection, model misbehaviour, a provider failure, a bug
+            stop = next((e for e in (exc, journal.last_error) if isinstance(e, SessionInterrupted)), None)
+            if stop is not None:  # stopped on purpose at a model call: resumable (or cancelled), not failed
+                run["status"], reason = "cancelled" if stop.reason == "cancel" else "paused", stop.why
+                await _save(engine, record, run, pctx, [], reason=reason)
+                return result_of(record, run, phase.name)
             root = journal.last_error if isinstance(journal.last_error, ProviderError) else exc
             run["status"], run["error"] = "failed", (f"model provider failed: {root}" if isinstance(root, ProviderError) else describe(exc))
             run["output"] = exc.output if isinstance(exc, PhaseFailed) else None
@@ -237,6 +246,7 @@ async def _save(engine: Any, record: SessionRecord, run: dict[str, Any], pctx: P
     status = run["status"]
     record.status = status
     record.error = run["error"] if status == "failed" else None
+    record.output = run["output"] if status == "completed" else None
     if status == "completed":
         output = run["output"] or {}
         record.result = clip(str(output.get("answer") or json.dumps(output, default=str)), 4000)

@@ -15,7 +15,8 @@ from pydantic import BaseModel
 from swarm.tools import SessionContext, ToolRegistry, default_registry
 
 from .registry import PHASES, Phase
-from .runner import WORK_KIND, play_last, run_as_tool
+from .runner import WORK_KIND, run_as_tool
+from .work import PhaseWork
 
 
 class PhaseTool(BaseTool[BaseModel, BaseModel]):
@@ -58,5 +59,5 @@ def phase_tool_registry(base: ToolRegistry | None = None) -> ToolRegistry:
     registry = ToolRegistry({name: base.get(name) for name in base.names()}, works=base.works)  # type: ignore[misc]
     for phase in PHASES.values():
         registry.add(PhaseToolProvider(phase))
-    registry.works[WORK_KIND] = play_last
+    registry.works[WORK_KIND] = PhaseWork()
     return registry

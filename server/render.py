@@ -34,12 +34,9 @@ def _tokens(usage: Any) -> TokenCount:
 def session_result(record: Any, *, live: bool, note: str | None = None) -> SessionResult:
     """The structured result of a tool call about ``record``."""
     pending = record.pending if record.status == "waiting_input" else None
-    result = record.result
-    if str(record.kind).startswith("phase:") and record.status == "completed":
-        runs = (record.meta or {}).get("phase_runs") or []
-        if runs and runs[-1].get("output") is not None:
-            result = runs[-1]["output"]
     status = record.status
+    output = getattr(record, "output", None)
+    result = output if status == "completed" and output is not None else record.result
     return SessionResult(
         session_id=record.id,
         kind=record.kind,

@@ -86,8 +86,6 @@ class Run:
     """Why the run was interrupted: 'pause' (its caller went away, server shutdown) or 'cancel'."""
     stop_note: str | None = None
     """What happened, in words, for the transcript's ``paused`` event."""
-    phase: bool = False
-    """A phase run (phases/): single agents, no team, so a task cancel is a clean interrupt (recorded paused)."""
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     recent: deque[Any] = field(default_factory=lambda: deque(maxlen=64))
     requests: dict[str, ClientRequest] = field(default_factory=dict)
@@ -115,8 +113,6 @@ class Run:
         if self.stop_reason is None or reason == "cancel":
             self.stop_reason, self.stop_note = reason, note
         self.stopping.set()
-        if self.phase and self.task is not None and not self.task.done():
-            self.task.cancel()
 
     async def ask_client(self, request: Any, timeout: float) -> Any:
         """Wait until a follower has the client answer ``request`` (the relay of 2026-07-28 sampling)."""
@@ -159,8 +155,9 @@ Progress = Callable[[Run, list[Any], bool], Awaitable[None]]
 """``(run, new_events, heartbeat)``: called on every update and every heartbeat while following."""
 
 OnUpdate = Callable[[Run, Any, list[Any]], Awaitable[None]]
-Work = Callable[[], Awaitable[Any]]
-"""A phase step to run instead of the swarm (phases.run_phase / resolve_approval / resume_phase)."""
+Go = Callable[[Callable[[Any, list[Any]], Awaitable[None]], bool], Awaitable[Any]]
+"""``go(on_update, local)``: the engine call that makes the session go on until its next stop (``engine.go_on``,
+``engine.answer``, a phase run ...), reporting each update; ``local``: its model is the caller's own."""
 
 
 class RunRegistry:
@@ -176,25 +173,22 @@ class RunRegistry:
     def __len__(self) -> int:
         return len(self._runs)
 
-    async def start(self, engine: Any, session_id: str, *, principal: str, message: str | None = None,
-                    max_rounds: int | None = None, channel: Callable[[Run], Any] | None = None, work: Work | None = None,
-                    watch: bool = False) -> Run:
-        """Start a run of the session as a background task: the swarm (``engine.run``), or a phase step
-        (``work``); return once it is running.
+    async def start(self, engine: Any, session_id: str, *, principal: str, go: Go | None = None,
+                    channel: Callable[[Run], Any] | None = None) -> Run:
+        """Start a run of the session as a background task - ``go``, or (without it) following the session's run on
+        another replica through the store - and return once it is running.
 
-        Raises what the engine refuses before it runs (unknown id, a cancelled session ...); a phase step's
-        refusals surface when it is followed.
+        Raises what the engine refuses before anything runs (unknown id, a cancelled session, a bad answer ...).
         """
         previous = self._runs.get(session_id)
         if previous is not None and not previous.done:  # (a run that has just ended may not be unregistered yet)
             raise UserInputError(f"session {session_id} is already running; wait for it with continue_copilot(session_id='{session_id}') "
                                  "(no message) or stop it with cancel_session")
-        run = Run(session_id=session_id, principal=principal, phase=work is not None)
+        run = Run(session_id=session_id, principal=principal)
         run.channel = channel(run) if channel is not None else None
         context = contextvars.copy_context()
         context.run(current_run.set, run)
-        drive = self._drive(engine, run, message, max_rounds, watch) if work is None else self._drive_phase(engine, run, work)
-        run.task = asyncio.create_task(drive, name=f"run-{session_id}", context=context)
+        run.task = asyncio.create_task(self._drive(engine, run, go), name=f"run-{session_id}", context=context)
         self._runs[session_id] = run
         _by_session[session_id] = run
         run.task.add_done_callback(lambda _t: self._finished(run))
@@ -210,8 +204,12 @@ class RunRegistry:
             raise run.task.exception()  # type: ignore[misc]
         return run
 
-    async def _drive(self, engine: Any, run: Run, message: str | None, max_rounds: int | None, watch: bool = False) -> Any:
+    async def _drive(self, engine: Any, run: Run, go: Go | None) -> Any:
+        seen = -1
+
         async def on_update(record: Any, events: list[Any]) -> None:
+            nonlocal seen
+            seen = max([seen, *(e.seq for e in events)])
             run.record = record
             run.recent.extend(events)
             run._started.set()
@@ -222,7 +220,7 @@ class RunRegistry:
                 except Exception:  # notifications must never fail a session
                     log.exception("update hook failed for session %s", run.session_id)
 
-        if watch:  # a durable run of the session on another replica: follow it through the store
+        if go is None:  # a durable run of the session on another replica: follow it through the store
             run._started.set()
             record = await engine.watch(run.session_id, on_update)
             run.record = record
@@ -230,23 +228,15 @@ class RunRegistry:
         # A run whose model is its caller's own (sampling through this connection) stays in this process.
         samples = getattr(engine.models, "samples", None)
         local = run.channel is not None and samples is not None and samples()
-        record = await engine.run(run.session_id, message=message, max_rounds=max_rounds, principal=run.principal, on_update=on_update, local=local)
-        run.record = record
-        return record
-
-    async def _drive_phase(self, engine: Any, run: Run, work: Work) -> Any:
-        run._started.set()
         try:
-            await work()
-        finally:  # also when paused by a cancel: the phase saved its state, subscribers hear of it
+            await go(on_update, local)
+        finally:  # also when interrupted: what the work saved and nobody heard of yet (a phase's events) is reported
             record = await asyncio.shield(engine.get(run.session_id))
+            if seen < 0 or record.last_seq > seen:
+                unheard = await asyncio.shield(engine.transcript(run.session_id, after_seq=max(seen, 0)))
+                await asyncio.shield(on_update(record, unheard))
             run.record = record
             run.pulse()
-            if self._on_update is not None:
-                try:
-                    await asyncio.shield(self._on_update(run, record, []))
-                except Exception:
-                    log.exception("update hook failed for session %s", run.session_id)
         return record
 
     def _finished(self, run: Run) -> None:

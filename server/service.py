@@ -21,7 +21,6 @@ from swarm.errors import SwarmError, UserInputError
 
 from .interaction import MAX_RELAY_ROUNDS, Call
 from .models import ServerModels
-from .phases import is_phase_session
 from .notify import Notifier
 from .render import session_result, session_uri, transcript_md_uri, transcript_uri
 from .runs import RunRegistry
@@ -96,7 +95,7 @@ class SwarmService:
                     await engine.__aenter__()
                     self.status_cache = StatusCache(settings.db_url)
                     self._engine = engine
-                    if engine.durable is not None and not engine.store.is_sqlite:
+                    if engine.shares_store:
                         self._replicas = asyncio.create_task(self._watch_replicas(engine), name="swarm-replica-updates")
         return self._engine
 
@@ -167,11 +166,11 @@ class SwarmService:
             await asyncio.sleep(every)
             try:
                 stamp = now()
-                rows = await engine.store.changed_since(since - timedelta(seconds=5))
+                rows = await engine.changes(since - timedelta(seconds=5))  # (not those followed here: announced as they commit)
                 previous, seen = seen, {sid: (last_seq, status) for sid, _p, last_seq, status in rows}
                 for sid, principal, last_seq, status in rows:
-                    if previous.get(sid) == (last_seq, status) or sid in engine.durable.attached:
-                        continue  # unchanged, or followed here: its rounds are announced as they commit
+                    if previous.get(sid) == (last_seq, status):
+                        continue
                     uris = [transcript_uri(sid), transcript_md_uri(sid), session_uri(sid)]
                     await self.notifier.updated(*uris, SESSIONS_URI, owner=principal)
                 since = stamp
@@ -196,7 +195,7 @@ class SwarmService:
         engine = await self.engine()
         self._check_sampling(call)
         record = await engine.create(task, max_rounds=max_rounds, principal=call.principal, origin=call.origin, sampling=self.samples(call))
-        await self.start(call, record.id)
+        await self.start(call, record.id, lambda on_update, local: engine.go_on(record.id, principal=call.principal, on_update=on_update, local=local))
         return await self.follow(call, record.id, wait)
 
     async def continue_(self, call: Call, session_id: str, message: str | None, max_rounds: int | None, wait: float) -> Outcome:
@@ -207,33 +206,21 @@ class SwarmService:
             await asyncio.wait({run.task}, timeout=max(self.cancel_grace, wait))
             run = self.runs.get(session_id)
             record = await engine.get(session_id, call.principal)
-        durable = engine.durable is not None and not is_phase_session(record)
         if run is not None and not run.done:
-            if message:
-                await self._send_while_running(engine, record, message, max_rounds, durable)
+            if message:  # queued durably for the session to take when its current rounds end
+                await engine.send_input(record, message, max_rounds)
             return await self.follow(call, session_id, wait)
         if record.status == "waiting_input" and not message and call.can_elicit:
             return await self.follow(call, session_id, wait)  # asks the pending question through elicitation
-        if record.status == "running" and durable and await engine.durable.is_live(session_id, record):  # on another replica
+        if record.status == "running" and await engine.is_live(record):  # on another replica: follow it there
             if message:
-                await self._send_while_running(engine, record, message, max_rounds, durable)
-            await self.runs.start(engine, session_id, principal=call.principal, watch=True)
+                await engine.send_input(record, message, max_rounds)
+            await self.runs.start(engine, session_id, principal=call.principal)
             return await self.follow(call, session_id, wait)
         self._check_sampling(call)
-        if is_phase_session(record):
-            from .phases import resume
-
-            await resume(self, call, record, message)
-        else:
-            await self.start(call, session_id, message=message, max_rounds=max_rounds)
+        await self.start(call, session_id, lambda on_update, local: engine.go_on(
+            session_id, message=message, max_rounds=max_rounds, principal=call.principal, on_update=on_update, local=local))
         return await self.follow(call, session_id, wait)
-
-    async def _send_while_running(self, engine: Any, record: Any, message: str, max_rounds: int | None, durable: bool) -> None:
-        """A message for a running session: queued durably for it to take when its current rounds end."""
-        if not durable:
-            raise UserInputError(f"session {record.id} is still running: call continue_copilot(session_id='{record.id}') without a "
-                                 "message to wait for it, and send your message once it stops (or cancel_session first)")
-        await engine.durable.send_input(record.id, message, max_rounds)
 
     async def status(self, call: Call, session_id: str) -> SessionResult:
         return self.result(await self.read(session_id, call.principal))
@@ -249,13 +236,13 @@ class SwarmService:
         engine = await self.engine()
         record = await engine.get(session_id, call.principal)
         run = self.runs.get(session_id)
-        if run is not None and not run.done and not engine.runner.active.get(session_id) and engine.durable is not None:
+        if run is not None and not run.done and not engine.executes_here(session_id) and engine.runs_durably:
             run = None  # only watching a run on another replica: cancel it there
         if run is not None and not run.done:
             await engine.cancel(session_id)  # stop at the next round boundary, and end the in-flight model call now
             await self.runs.stop(run, "cancel", self.cancel_grace)
             record = await engine.get(session_id, call.principal)
-        elif record.status == "running" and engine.durable is not None and await engine.cancel(session_id, call.principal):
+        elif record.status == "running" and engine.runs_durably and await engine.cancel(session_id, call.principal):
             record = await self._await_stop(engine, session_id, call.principal)
             if record.status == "running":
                 return self.result(record, note=f"Cancel requested: session {session_id} runs on another replica and stops at the end of its "
@@ -263,10 +250,7 @@ class SwarmService:
         if record.status == "completed":
             return self.result(record, note=f"Session {session_id} had already completed; nothing to cancel. Its result and transcript stay readable.")
         if record.status != "cancelled":
-            from swarm.events import Event
-
-            record.status, record.pending, record.error = "cancelled", None, None
-            await engine.store.save(record, [Event(type="status", round=record.total_rounds, content={"status": "cancelled", "reason": "cancel_session"})])
+            record = await engine.record_cancelled(record)
             await self.notifier.updated(transcript_uri(session_id), transcript_md_uri(session_id), session_uri(session_id), SESSIONS_URI,
                                         owner=record.principal)
         return self.result(record)
@@ -279,49 +263,28 @@ class SwarmService:
             record = await engine.get(session_id, principal)
             if record.status != "running" or loop.time() >= deadline:
                 return record
-            if not await engine.durable.runs_elsewhere(session_id, record):  # never dequeued, or its replica is gone
+            if not await engine.runs_elsewhere(record):  # never dequeued, or its replica is gone
                 return record
             await asyncio.sleep(0.1)
 
     async def resolve(self, call: Call, session_id: str, approval_id: str, decision: str, feedback: str | None, wait: float) -> Outcome:
         engine = await self.engine()
         record = await engine.admit(session_id, call.principal, call.origin)
-        pending = record.pending if record.status == "waiting_input" else None
-        if pending is None:
-            raise UserInputError(f"session {session_id} has no pending approval (it is {record.status}); read its state with session_status")
-        if approval_id != pending.id:
-            raise UserInputError(f"approval {approval_id!r} is not pending in session {session_id}; the pending one is {pending.id!r}: {pending.message!r}")
-        if is_phase_session(record):
-            from .phases import check_decision
-
-            check_decision(pending, decision, feedback)
-        elif pending.kind != "question" and decision not in pending.options:
-            raise UserInputError(f"invalid decision {decision!r} for approval {pending.id}: expected one of {list(pending.options)}")
-        await self.answer(call, record, pending, decision, feedback)
+        engine.check_answer(record, approval_id, decision, feedback)
+        await self.answer(call, record, approval_id, decision, feedback)
         return await self.follow(call, session_id, wait)
 
-    async def answer(self, call: Call, record: Any, pending: Any, decision: str, feedback: str | None) -> None:
-        """Answer a pending approval: a phase goes on with the decision; a swarm question's answer continues
-        the session with it as the user's input."""
-        if is_phase_session(record):
-            from .phases import answer
-
-            await answer(self, call, record, pending, decision, feedback)
-            return
-        if pending.kind == "question":
-            text = feedback if (decision == "answer" or not decision) else decision if not feedback else f"{decision}: {feedback}"
-            if not text or not text.strip():
-                raise UserInputError(f"approval {pending.id} is a question: pass decision='answer' and your answer in feedback")
-            await self.start(call, record.id, message=text)
-            return
-        raise UserInputError(f"approval {pending.id} ({pending.kind}) cannot be answered here: it belongs to no phase run of session {record.id}")
-
-    async def start(self, call: Call, session_id: str, *, message: str | None = None, max_rounds: int | None = None,
-                    work: Any = None) -> Any:
-        """Start a run of the session (the swarm, or a phase step ``work``) owned by this server."""
+    async def answer(self, call: Call, record: Any, approval_id: str, decision: str, feedback: str | None) -> None:
+        """Answer a pending approval (checked by the engine): the session goes on with the decision."""
         engine = await self.engine()
-        run = await self.runs.start(engine, session_id, principal=call.principal, message=message, max_rounds=max_rounds,
-                                    channel=call.channel(self.sampling_timeout), work=work)
+        engine.check_answer(record, approval_id, decision, feedback)
+        await self.start(call, record.id, lambda on_update, local: engine.answer(
+            record.id, approval_id, decision, feedback, principal=call.principal, on_update=on_update, local=local))
+
+    async def start(self, call: Call, session_id: str, go: Any) -> Any:
+        """Start a run of the session owned by this server: ``go(on_update, local)`` makes it go on (runs.Go)."""
+        engine = await self.engine()
+        run = await self.runs.start(engine, session_id, principal=call.principal, go=go, channel=call.channel(self.sampling_timeout))
         model = self.model_spec(call)
         total = run.record.max_rounds if run.record is not None else None
         await call.report(0, total, f"session {session_id} started (model: {model})")
@@ -371,7 +334,7 @@ class SwarmService:
             if decision is None or pending is None or pending.id != approval_id:
                 call.declined.add(approval_id)
             else:
-                await self.answer(call, record, pending, *decision)
+                await self.answer(call, record, pending.id, *decision)
         return session_id
 
     async def follow(self, call: Call, session_id: str, wait: float) -> Outcome:
@@ -412,7 +375,7 @@ class SwarmService:
             if decision is None:
                 call.declined.add(pending.id)
                 continue
-            await self.answer(call, record, pending, *decision)
+            await self.answer(call, record, pending.id, *decision)
 
     async def _push(self, call: Call, run: Any, requests: list[Any]) -> None:
         """A 2025-11-25 follower of a run that waits on relayed requests: send them on this connection."""

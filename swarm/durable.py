@@ -42,6 +42,7 @@ from .session import SessionRecord
 from .store import Heartbeats, SqlStore
 from .system_db import system_database
 from .thread_pool import dbos_thread_pool
+from .work import workflow_id as workflow_id  # a leg's workflow id (re-exported for tests and tools)
 
 log = logging.getLogger("swarm.durable")
 
@@ -85,22 +86,6 @@ async def session_work(kind: str, session_id: str) -> str:
     if _current is None:
         raise RuntimeError("swarm.session_work ran in a process without a launched durable engine")
     return await _current.execute_work(kind, session_id)
-
-
-def workflow_id(session_id: str, leg: int, attempt: int = 0) -> str:
-    """A leg's workflow id; a leg started again (it ended before completing a round) is a new workflow."""
-    return f"{session_id}.leg{leg}" if not attempt else f"{session_id}.leg{leg}.{attempt}"
-
-
-def current_workflow(record: SessionRecord) -> str | None:
-    """The id of the workflow that runs (or ran) the session's latest work."""
-    if str(record.kind).startswith("phase:"):
-        runs = record.meta.get("phase_runs") or []
-        return runs[-1].get("workflow") if runs else None
-    if not record.legs:
-        return None
-    leg = record.legs[-1]
-    return leg.workflow or workflow_id(record.id, len(record.legs) - 1, leg.attempt)
 
 
 def in_workflow() -> bool:
@@ -220,7 +205,7 @@ class DurableRuns:
         for record in await self.store.running():
             if not record.legs:
                 continue
-            if await DBOS.get_workflow_status_async(current_workflow(record)) is None:  # type: ignore[arg-type]
+            if await DBOS.get_workflow_status_async(self.engine.workflow_of(record)) is None:  # type: ignore[arg-type]
                 log.info("session %s was left running with no workflow: enqueuing its leg %d", record.id, len(record.legs) - 1)
                 await self._enqueue(record)
 
@@ -228,7 +213,7 @@ class DurableRuns:
 
     async def is_live(self, session_id: str, record: SessionRecord) -> bool:
         """Whether the session's current leg has a workflow that has not ended (here or on a replica)."""
-        wid = current_workflow(record)
+        wid = self.engine.workflow_of(record)
         if record.status != "running" or wid is None:
             return False
         status = await DBOS.get_workflow_status_async(wid)
@@ -259,7 +244,7 @@ class DurableRuns:
     async def _enqueue(self, record: SessionRecord, local: bool = False) -> Any:
         """Start the workflow of the session's prepared leg (on the queue, or in this process)."""
         leg = len(record.legs) - 1
-        with SetWorkflowID(current_workflow(record)):  # type: ignore[arg-type]
+        with SetWorkflowID(self.engine.workflow_of(record)):  # type: ignore[arg-type]
             if local:
                 return await DBOS.start_workflow_async(session_leg, record.id, leg)
             return await self.queue.enqueue_async(session_leg, record.id, leg)
@@ -268,7 +253,7 @@ class DurableRuns:
         """Follow the session's current leg wherever it runs, until it ends."""
         record = await self.store.get_session(session_id)
         if await self.is_live(session_id, record):
-            handle = await DBOS.retrieve_workflow_async(current_workflow(record))  # type: ignore[arg-type]
+            handle = await DBOS.retrieve_workflow_async(self.engine.workflow_of(record))  # type: ignore[arg-type]
             await self._follow(session_id, handle, _Relay(on_update) if on_update is not None else None)
         return await self.store.get_session(session_id)
 
@@ -387,7 +372,7 @@ class DurableRuns:
         record = await self.store.get_session(session_id)
         if record.status != "running":
             return None
-        wid = current_workflow(record)
+        wid = self.engine.workflow_of(record)
         status = await DBOS.get_workflow_status_async(wid) if wid is not None else None
         if status is None or status.status not in ("PENDING", "ENQUEUED"):
             return ""
@@ -404,13 +389,13 @@ class DurableRuns:
 
     async def execute_work(self, kind: str, session_id: str) -> str:
         """The body of ``swarm.session_work``, in this process."""
-        worker = self.engine.tools.works.get(kind)
-        if worker is None:
-            raise RuntimeError(f"no worker for session work {kind!r}: this engine's tools bring none (build it with phases.phase_tool_registry())")
+        work = self.engine.tools.works.get(kind)
+        if work is None:
+            raise RuntimeError(f"no session work of kind {kind!r}: this engine's tools bring none (build it with phases.phase_tool_registry())")
         self._begin(session_id)
         token = current_session.set(session_id)
         try:
-            return await worker(self.engine, session_id)
+            return await work.play(self.engine, session_id)
         finally:
             current_session.reset(token)
             self._end(session_id)
@@ -432,7 +417,7 @@ class DurableRuns:
 
     async def runs_elsewhere(self, session_id: str, record: SessionRecord) -> bool:
         """Whether a live replica other than this one executes (or just executed) the session's current leg."""
-        wid = current_workflow(record)
+        wid = self.engine.workflow_of(record)
         if wid is None:
             return False
         status = await DBOS.get_workflow_status_async(wid)
@@ -445,5 +430,5 @@ class DurableRuns:
         """Cancel the session's running workflow, wherever it runs; False if none is running."""
         if not await self.is_live(session_id, record):
             return False
-        await DBOS.cancel_workflow_async(current_workflow(record))  # type: ignore[arg-type]
+        await DBOS.cancel_workflow_async(self.engine.workflow_of(record))  # type: ignore[arg-type]
         return True

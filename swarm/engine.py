@@ -9,15 +9,16 @@ import uuid
 from typing import Any, Mapping
 
 from .config import Settings
-from .errors import UserInputError
+from .errors import ConfigError, UserInputError
 from .grants import Grants, Origin
 from .events import Event, now
 from .manifest import AgentManifest, check_tools, load_agents
 from .router import OfflineRouter
-from .runner import ModelSource, OnUpdate, SessionRunner
-from .session import SessionRecord
+from .runner import ModelSource, SessionRunner
+from .session import PendingApproval, SessionRecord
 from .store import SqlStore
 from .tools import ToolRegistry, default_registry
+from .work import CopilotWork, OnUpdate, SessionWork, kind_of
 
 MAX_TASK_CHARS = 20_000
 
@@ -37,6 +38,8 @@ class Engine:
         self.models = models
         self.tools = tools if tools is not None else default_registry()
         check_tools(self.agents, self.tools.names())
+        self.kinds: dict[str, SessionWork] = {CopilotWork.name: CopilotWork(), **self.tools.works}
+        """The kinds of work sessions do (swarm/work.py): the swarm's copilot legs, and what the tools bring (phase runs)."""
         self.store = store or SqlStore(settings.db_url)
         self.services: dict[str, Any] = {"engine": self}
         self.runner = SessionRunner(settings, self.store, self.agents, self.router, self.models, self.tools, self.services)
@@ -103,6 +106,91 @@ class Engine:
         if self.durable is not None:
             return await self.durable.run(session_id, message=message, max_rounds=max_rounds, principal=principal, on_update=on_update, local=local)
         return await self.runner.run(session_id, message=message, max_rounds=max_rounds, principal=principal, on_update=on_update)
+
+    # ---- every kind of session ------------------------------------------------------------------------
+
+    def work_of(self, record: SessionRecord) -> SessionWork:
+        """The kind of work ``record``'s session does."""
+        kind = self.kinds.get(kind_of(record))
+        if kind is None:
+            raise ConfigError(f"session {record.id} is of kind {record.kind!r}, which this engine does not run (it runs {sorted(self.kinds)}): "
+                              "serve it with the phases installed")
+        return kind
+
+    def workflow_of(self, record: SessionRecord) -> str | None:
+        """The durable workflow that runs (or ran) the session's latest work."""
+        return self.work_of(record).workflow(record)
+
+    async def go_on(self, session_id: str, *, message: str | None = None, max_rounds: int | None = None, principal: str | None = None,
+                    on_update: OnUpdate | None = None, local: bool = False) -> SessionRecord:
+        """Make a stopped session go on (with ``message``: an answer to its question, or new input) until its next stop."""
+        record = await self.store.get_session(session_id, principal)
+        return await self.work_of(record).go_on(self, record, message=message, max_rounds=max_rounds, principal=principal,
+                                                on_update=on_update, local=local)
+
+    def check_answer(self, record: SessionRecord, approval_id: str, decision: str, feedback: str | None = None) -> PendingApproval:
+        """The pending approval ``approval_id`` of ``record``, if ``decision`` answers it; else a UserInputError saying why not."""
+        pending = record.pending if record.status == "waiting_input" else None
+        if pending is None:
+            raise UserInputError(f"session {record.id} has no pending approval (it is {record.status}); read its state with session_status")
+        if approval_id != pending.id:
+            raise UserInputError(f"approval {approval_id!r} is not pending in session {record.id}; the pending one is {pending.id!r}: {pending.message!r}")
+        self.work_of(record).check_answer(record, pending, decision, feedback)
+        return pending
+
+    async def answer(self, session_id: str, approval_id: str, decision: str, feedback: str | None = None, *, who: str = "user",
+                     principal: str | None = None, on_update: OnUpdate | None = None, local: bool = False) -> SessionRecord:
+        """Answer a session's pending approval (or question) and go on until the next stop."""
+        record = await self.store.get_session(session_id, principal)
+        pending = self.check_answer(record, approval_id, decision, feedback)
+        return await self.work_of(record).answer(self, record, pending, decision, feedback, who=who, principal=principal,
+                                                 on_update=on_update, local=local)
+
+    def takes_input_while_running(self, record: SessionRecord) -> bool:
+        """Whether a message for ``record``'s session while it runs is queued for it (rather than refused)."""
+        return self.durable is not None and self.work_of(record).takes_input_while_running
+
+    async def send_input(self, record: SessionRecord, message: str, max_rounds: int | None = None) -> str:
+        """Queue a message for a running session, durably: it takes it when its current rounds end."""
+        if not self.takes_input_while_running(record):
+            raise UserInputError(f"session {record.id} is still running: call continue_copilot(session_id='{record.id}') without a "
+                                 "message to wait for it, and send your message once it stops (or cancel_session first)")
+        return await self.durable.send_input(record.id, message, max_rounds)
+
+    async def is_live(self, record: SessionRecord) -> bool:
+        """Whether the session's current work has a durable workflow that has not ended (here or on a replica)."""
+        return self.durable is not None and await self.durable.is_live(record.id, record)
+
+    async def runs_elsewhere(self, record: SessionRecord) -> bool:
+        """Whether a live replica other than this process executes the session's current work."""
+        return self.durable is not None and await self.durable.runs_elsewhere(record.id, record)
+
+    def executes_here(self, session_id: str) -> bool:
+        """Whether this process executes the session's work right now."""
+        if session_id in self.runner.active or session_id in self.services.get("phases.active", ()):
+            return True
+        return self.durable is not None and session_id in self.durable.executing
+
+    @property
+    def runs_durably(self) -> bool:
+        """Whether sessions run as DBOS workflows (self-resuming, shared by replicas)."""
+        return self.durable is not None
+
+    @property
+    def shares_store(self) -> bool:
+        """Whether other processes (replicas) run sessions of this store: their changes reach subscribers by ``changes``."""
+        return self.durable is not None and not self.store.is_sqlite
+
+    async def changes(self, since: Any) -> list[tuple[str, str, int, str]]:
+        """``(session_id, principal, last_seq, status)`` of sessions written since ``since`` and not followed here."""
+        attached = self.durable.attached if self.durable is not None else {}
+        return [row for row in await self.store.changed_since(since) if row[0] not in attached]
+
+    async def record_cancelled(self, record: SessionRecord, reason: str = "cancel_session") -> SessionRecord:
+        """Record a stopped (not running) session ``cancelled``."""
+        record.status, record.pending, record.error = "cancelled", None, None
+        await self.store.save(record, [Event(type="status", round=record.total_rounds, content={"status": "cancelled", "reason": reason})])
+        return record
 
     async def cancel(self, session_id: str, principal: str | None = None) -> bool:
         """Stop a running session at its next round, here or on another replica; False if it is not running."""

@@ -62,6 +62,8 @@ class SessionRecord(BaseModel):
     max_rounds: int = 20
     """Round limit of the current leg."""
     result: str | None = None
+    output: Any = None
+    """The structured output of the session's last completed work (a phase's plan, ideas, step results); None: ``result`` is all."""
     error: str | None = None
     pending: PendingApproval | None = None
     usage: dict[str, Usage] = Field(default_factory=dict)

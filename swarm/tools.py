@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 
 from autogen_core import CancellationToken
 from autogen_core.tools import BaseTool, ToolSchema
@@ -21,6 +21,7 @@ from .grants import Grants, check_code
 if TYPE_CHECKING:
     from .config import Settings
     from .events import Event
+    from .work import PlayedWork
 
 
 @dataclass
@@ -91,19 +92,14 @@ class GuardedTool(BaseTool[BaseModel, BaseModel]):
         return self._inner.return_value_as_string(value)
 
 
-Worker = Callable[[Any, str], Awaitable[str]]
-"""``worker(engine, session_id) -> status``: plays a session's pending work of one kind from the store. It must be
-re-runnable (it replays its journal) and do nothing when the work already ended: a durable engine runs it as the
-workflow ``swarm.session_work(kind, session_id)`` and, after a crash, runs it again."""
-
-
 class ToolRegistry:
     """Named tool providers (manifests refer to tools by these names), and the kinds of session work besides the
     swarm's own legs that the tools bring (``works``: a phase run, for the phase tools)."""
 
-    def __init__(self, providers: Mapping[str, ToolProvider] | None = None, works: Mapping[str, Worker] | None = None) -> None:
+    def __init__(self, providers: Mapping[str, ToolProvider] | None = None, works: Mapping[str, "PlayedWork"] | None = None) -> None:
         self._providers: dict[str, ToolProvider] = dict(providers or {})
-        self.works: dict[str, Worker] = dict(works or {})
+        self.works: dict[str, PlayedWork] = dict(works or {})
+        """Kinds of session work (swarm/work.py) by name; a durable engine plays them as ``swarm.session_work`` workflows."""
 
     def add(self, provider: ToolProvider) -> None:
         self._providers[provider.name] = provider

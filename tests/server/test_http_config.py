@@ -8,7 +8,7 @@ import pytest
 from mcp.server.subscriptions import ResourceUpdated
 
 from server.auth import STATIC_CLIENT_ID, StaticTokenVerifier, build_verifier, load_verifier, token_subject
-from server.code_policy import check_phase, may_run_code
+from phases.work import check_phase, may_run_code
 from server.http import HttpSettings, _matches, allowed_hosts, allowed_origins, is_loopback
 from server.notify import Notifier, PrincipalBus
 from swarm.config import Settings
