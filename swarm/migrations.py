@@ -142,7 +142,33 @@ def m004_session_grants_unknown(conn: sa.Connection) -> None:
         after = rows[-1][0]
 
 
-MIGRATIONS: tuple[Migration, ...] = (m001_initial, m002_health, m003_sessions_by_principal, m004_session_grants_unknown)
+def m005_session_output(conn: sa.Connection) -> None:
+    """Session records get ``output``: the structured output of the session's last completed work.
+
+    A completed phase session used to keep its output (a plan, ranked ideas, step results) only inside
+    ``meta["phase_runs"][-1]["output"]``, and callers dug it out by knowing the session's kind. The record now
+    says it itself; this fills it from there for completed phase sessions, and ``null`` for every other record.
+    """
+    sessions = sa.table("sessions", sa.column("id"), sa.column("record"))
+    after = ""
+    while True:
+        rows = conn.execute(sa.select(sessions.c.id, sessions.c.record).where(sessions.c.id > after)
+                            .order_by(sessions.c.id).limit(BATCH)).all()
+        if not rows:
+            return
+        for sid, text in rows:
+            record = json.loads(text)
+            if not isinstance(record, dict) or "output" in record:
+                continue
+            runs = (record.get("meta") or {}).get("phase_runs") or []
+            done = record.get("status") == "completed" and runs and isinstance(runs[-1], dict)
+            output = runs[-1].get("output") if done else None
+            conn.execute(sessions.update().where(sessions.c.id == sid).values(record=_dumps(_insert_after(record, "result", "output", output))))
+        after = rows[-1][0]
+
+
+MIGRATIONS: tuple[Migration, ...] = (m001_initial, m002_health, m003_sessions_by_principal, m004_session_grants_unknown,
+                                     m005_session_output)
 """Every migration, in the order they run."""
 
 

@@ -14,7 +14,7 @@ import os
 import shutil
 import sqlite3
 import threading
-from datetime import timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable
 
@@ -194,7 +194,8 @@ async def test_an_e8d9cb5_database_migrates_and_its_sessions_go_on(new_database:
     store = await SqlStore(url).open()
     try:
         runs = await recorded(url)
-        assert [name for name, _ in runs] == NAMES == ["m001_initial", "m002_health", "m003_sessions_by_principal", "m004_session_grants_unknown"]
+        assert [name for name, _ in runs] == NAMES == ["m001_initial", "m002_health", "m003_sessions_by_principal", "m004_session_grants_unknown",
+                                                          "m005_session_output"]
 
         # sessions, records, transcripts and journals read back intact
         assert {r.id for r in await store.list_sessions()} == {copilot["id"], phase["id"]}
@@ -206,6 +207,7 @@ async def test_an_e8d9cb5_database_migrates_and_its_sessions_go_on(new_database:
             stored = json.loads(await run_sync(_async_url(url), lambda conn, sid=row["id"]: conn.execute(
                 sa.text("SELECT record FROM sessions WHERE id = :id"), {"id": sid}).scalar_one()))
             assert list(stored)[:3] == ["id", "principal", "grants"] and stored.pop("grants") is None
+            assert stored.pop("output") is None and record.output is None  # neither had completed work
             assert stored == json.loads(row["record"])  # nothing else in the record changed
             assert record.grants is None
             with pytest.raises(CodeRefused, match="created by an older version"):
@@ -235,6 +237,7 @@ async def test_an_e8d9cb5_database_migrates_and_its_sessions_go_on(new_database:
         result = await resolve_approval(engine, phase["id"], pending.id, "approve", who="alice", principal="alice")
         assert result.status == "completed" and result.output["approved_by"] == "alice"
         assert result.output["plan"]["steps"][0]["sub_task"] == "write the announcement"
+        assert (await engine.get(phase["id"])).output == result.output  # the record says its output itself
         for sid in (copilot["id"], phase["id"]):
             events = await engine.transcript(sid)
             assert [e.seq for e in events] == list(range(1, len(events) + 1))
@@ -269,11 +272,11 @@ async def test_a_failing_migration_leaves_the_database_as_it_was(new_database: C
     url = await old_database(new_database)
     before = await run_sync(_async_url(url), schema)
 
-    def m005_broken(conn: sa.Connection) -> None:
-        raise RuntimeError("m005 broke")
+    def m099_broken(conn: sa.Connection) -> None:
+        raise RuntimeError("m099 broke")
 
-    monkeypatch.setattr(migrations, "MIGRATIONS", (*migrations.MIGRATIONS, m005_broken))
-    with pytest.raises(RuntimeError, match="m005 broke"):
+    monkeypatch.setattr(migrations, "MIGRATIONS", (*migrations.MIGRATIONS, m099_broken))
+    with pytest.raises(RuntimeError, match="m099 broke"):
         await SqlStore(url).open()
     assert await run_sync(_async_url(url), schema) == before  # no _migrations table, no index made or dropped
     records = await run_sync(_async_url(url), lambda conn: conn.execute(sa.text("SELECT record FROM sessions")).scalars().all())
@@ -352,3 +355,29 @@ async def test_a_database_locked_by_another_process_fails_open_clearly(tmp_path:
         holder.close()
     await (await SqlStore(f"sqlite:///{path}").open()).close()
     assert [name for name, _ in await recorded(f"sqlite:///{path}")] == NAMES
+
+
+async def test_a_completed_phase_session_gets_its_output_from_its_last_run(new_database: Callable[[], Awaitable[str]]) -> None:
+    """m005: the structured output of a completed phase session, kept before only in its phase runs, is the record's."""
+    url = await new_database()
+    store = await SqlStore(url).open()
+    await store.close()
+    plan = {"steps": [{"sub_task": "write it", "agent": "researcher"}]}
+    done = {"id": "s_done", "principal": "local", "kind": "phase:planning", "task": "t", "status": "completed", "result": "text",
+            "created_at": "2026-11-01T00:00:00Z", "updated_at": "2026-11-01T00:00:00Z", "meta": {"phase_runs": [{"id": "p1", "output": {"plan": plan}}]}}
+    waiting = {**done, "id": "s_wait", "status": "waiting_input"}
+
+    def rewind(conn: sa.Connection) -> None:  # two records as the code before m005 wrote them, m005 not yet applied
+        for record in (done, waiting):
+            conn.execute(sa.text("INSERT INTO sessions (id, principal, kind, status, created_at, updated_at, last_seq, record) "
+                                 "VALUES (:id, 'local', 'phase:planning', :status, :t, :t, 0, :record)"),
+                         {"id": record["id"], "status": record["status"], "t": datetime(2026, 11, 1, tzinfo=timezone.utc), "record": json.dumps(record)})
+        conn.execute(sa.text("DELETE FROM _migrations WHERE name = 'm005_session_output'"))
+
+    await run_sync(_async_url(url), rewind)
+    store = await SqlStore(url).open()
+    try:
+        assert (await store.get_session("s_done")).output == {"plan": plan}
+        assert (await store.get_session("s_wait")).output is None
+    finally:
+        await store.close()
