@@ -25,6 +25,7 @@ from swarm.journal import CallJournal
 from swarm.scope import current_grants
 from swarm.grants import Grants
 from swarm.session import PendingApproval, SessionRecord
+from swarm.status import Cancelled, Completed, Failed, Paused, Running, Transition, Waiting, transition
 from swarm.tools import SessionContext
 from swarm.work import OnUpdate
 
@@ -126,7 +127,8 @@ async def resolve_approval(engine: Any, session_id: str, approval_id: str, decis
         record = await engine.run(session_id, message=feedback or decision, principal=principal, on_update=on_update)
         return result_of(record, None, record.kind)
     run["answers"][run["pending"]["key"]] = answer
-    run["pending"], record.pending, record.status = None, None, "running"
+    run["pending"] = None
+    transition(record, Running())  # its event is the phase run's own, when it goes on
     await engine.store.save(record)  # the answer is durable before the phase goes on
     return await drive(engine, record, get_phase(run["name"]), run, on_update)
 
@@ -169,10 +171,9 @@ async def drive(engine: Any, record: SessionRecord, phase: Phase, run: dict[str,
 
 
 async def _start(engine: Any, record: SessionRecord, phase: Phase, run: dict[str, Any], on_update: OnUpdate | None = None) -> None:
-    record.status, record.pending, record.error = "running", None, None
     run.update(status="running", pending=None, error=None, retryable=False)
     run.setdefault("round_base", record.total_rounds)
-    saved = await engine.store.save(record, [Event(type="status", round=record.total_rounds, content={"status": "running", "phase": phase.name, "run": run["id"]})])
+    saved = await engine.store.save(record, [transition(record, Running({"phase": phase.name, "run": run["id"]}))])
     if on_update is not None:  # the caller hears that the run started (what it saves later is read back at its end)
         await on_update(record, saved)
 
@@ -206,7 +207,6 @@ async def _play(engine: Any, record: SessionRecord, phase: Phase, run: dict[str,
             run["status"] = "completed"
         except WaitingForApproval as wait:
             run["status"], run["pending"] = "waiting_input", {"key": wait.key, **wait.pending}
-            record.pending = PendingApproval(**wait.pending)
         except asyncio.CancelledError:
             run["status"] = "paused"
             await asyncio.shield(_save(engine, record, run, pctx, [], reason="the call was cancelled"))
@@ -243,15 +243,20 @@ async def _save(engine: Any, record: SessionRecord, run: dict[str, Any], pctx: P
     record.total_rounds += record.rounds_used
     run["rounds"] = pctx.rounds
     run["events"] = max(run["events"], pctx.emitted)
-    status = run["status"]
-    record.status = status
-    record.error = run["error"] if status == "failed" else None
-    record.output = run["output"] if status == "completed" else None
+    detail, status = {"phase": run["name"]}, run["status"]
+    to: Transition
     if status == "completed":
         output = run["output"] or {}
-        record.result = clip(str(output.get("answer") or json.dumps(output, default=str)), 4000)
-    note = {"status": status, "phase": run["name"], **({"reason": reason} if reason else {})}
-    events = [*pctx.outbox, *extra, Event(type="status", round=record.total_rounds, content=note)]
+        to = Completed(clip(str(output.get("answer") or json.dumps(output, default=str)), 4000), run["output"], detail)
+    elif status == "waiting_input":
+        to = Waiting(PendingApproval(**{k: v for k, v in run["pending"].items() if k != "key"}), detail)
+    elif status == "failed":
+        to = Failed(run["error"], detail)
+    elif status == "cancelled":
+        to = Cancelled(reason, detail)
+    else:  # interrupted: resumable
+        to = Paused(reason, detail)
+    events = [*pctx.outbox, *extra, transition(record, to)]
     pctx.outbox.clear()
     await engine.store.save(record, events)
 

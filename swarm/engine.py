@@ -16,6 +16,7 @@ from .manifest import AgentManifest, check_tools, load_agents
 from .router import OfflineRouter
 from .runner import ModelSource, SessionRunner
 from .session import PendingApproval, SessionRecord
+from .status import Cancelled, transition
 from .store import SqlStore
 from .tools import ToolRegistry, default_registry
 from .work import CopilotWork, OnUpdate, SessionWork, kind_of
@@ -188,8 +189,7 @@ class Engine:
 
     async def record_cancelled(self, record: SessionRecord, reason: str = "cancel_session") -> SessionRecord:
         """Record a stopped (not running) session ``cancelled``."""
-        record.status, record.pending, record.error = "cancelled", None, None
-        await self.store.save(record, [Event(type="status", round=record.total_rounds, content={"status": "cancelled", "reason": reason})])
+        await self.store.save(record, [transition(record, Cancelled(reason))])
         return record
 
     async def cancel(self, session_id: str, principal: str | None = None) -> bool:

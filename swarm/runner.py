@@ -30,6 +30,7 @@ from .manifest import AgentManifest
 from .router import OfflineRouter
 from .scope import current_grants, current_session
 from .session import Leg, PendingApproval, SessionRecord
+from .status import Cancelled, Completed, Failed, Paused, Running, Transition, Waiting, transition
 from .store import Store
 from .team import ROUTER_AGENT, CopilotControl, RoundControl, build_team
 from .tools import SessionContext, ToolRegistry
@@ -128,10 +129,9 @@ class SessionRunner:
         self._check(record, message, max_rounds)
         open_leg(record, message, max_rounds)
         record.legs[-1].workflow, record.legs[-1].input_id = workflow, input_id
-        record.status, record.pending, record.error = "running", None, None
         record.max_rounds = record.legs[-1].max_rounds
         record.rounds_used = 0
-        start = [Event(type="status", round=record.total_rounds, content={"status": "running", "max_rounds": record.max_rounds})]
+        start = [transition(record, Running({"max_rounds": record.max_rounds}))]
         if message:
             start.insert(0, Event(type="message", agent="user", round=record.total_rounds, content={"text": message}))
         await self._save(record, start, on_update)
@@ -205,25 +205,21 @@ class SessionRunner:
             await self._finish(record, control, on_update)
         except asyncio.CancelledError:
             # The caller went away: the session stays paused and resumable; the cancel goes on.
-            record.status = "paused"
-            await asyncio.shield(self._save(record, [Event(type="status", round=record.total_rounds, content={"status": "paused", "reason": "the call was cancelled"})], on_update))
+            await asyncio.shield(self._save(record, [transition(record, Paused("the call was cancelled"))], on_update))
             raise
         except SessionCancelled as exc:
-            record.status, record.pending = "cancelled", None
             _merge_usage(record, journal.take_usage())
-            await self._save(record, [*ctx_events(ctx), Event(type="status", round=record.total_rounds, content={"status": "cancelled", "reason": str(exc)})], on_update)
+            await self._save(record, [*ctx_events(ctx), transition(record, Cancelled(str(exc)))], on_update)
         except Exception as exc:  # provider failures, model misbehaviour, bugs: the session fails, its transcript stays
             root = _root(journal.last_error or exc)
             _merge_usage(record, journal.take_usage())
             if isinstance(root, SessionInterrupted):  # stopped on purpose mid-round: paused (or cancelled), not failed
-                record.status, record.pending = "cancelled" if root.reason == "cancel" else "paused", None
-                ending = [Event(type="status", round=record.total_rounds, content={"status": record.status, "reason": root.why})]
+                ending = [transition(record, Cancelled(root.why) if root.reason == "cancel" else Paused(root.why))]
             else:
                 error = _describe(root)
                 log.warning("session %s failed: %s", session_id, error)
-                record.status, record.error = "failed", error
                 ending = [Event(type="error", round=record.total_rounds + 1, content={"error": error, "kind": type(root).__name__}),
-                          Event(type="status", round=record.total_rounds, content={"status": "failed"})]
+                          transition(record, Failed(error))]
             await self._save(record, [*ctx_events(ctx), *ending], on_update)
         finally:
             self.active.pop(session_id, None)
@@ -274,15 +270,21 @@ class SessionRunner:
 
     async def _finish(self, record: SessionRecord, control: RoundControl, on_update: OnUpdate | None) -> None:
         outcome = control.outcome
-        status = outcome.status or "paused"
-        record.status = status  # type: ignore[assignment]
         events: list[Event] = []
         if outcome.result is not None:
             record.result = outcome.result
-        if status == "waiting_input":
-            record.pending = PendingApproval(id=f"q_{uuid.uuid4().hex[:8]}", message=outcome.question or "", options=["answer"], kind="question", agent=outcome.agent)
-            events.append(Event(type="approval_request", round=record.total_rounds, agent=outcome.agent, content=record.pending.model_dump()))
-        events.append(Event(type="status", round=record.total_rounds, content={"status": status}))
+        to: Transition
+        if outcome.status == "waiting_input":
+            pending = PendingApproval(id=f"q_{uuid.uuid4().hex[:8]}", message=outcome.question or "", options=["answer"], kind="question", agent=outcome.agent)
+            events.append(Event(type="approval_request", round=record.total_rounds, agent=outcome.agent, content=pending.model_dump()))
+            to = Waiting(pending)
+        elif outcome.status == "completed":
+            to = Completed(outcome.result)
+        elif outcome.status == "cancelled":
+            to = Cancelled()
+        else:  # the leg's round limit
+            to = Paused()
+        events.append(transition(record, to))
         await self._save(record, events, on_update)
 
     async def _save(self, record: SessionRecord, events: list[Event], on_update: OnUpdate | None) -> None:
