@@ -7,7 +7,7 @@ timeout, a proxy, a crashed process whose MCP session lives on - would keep its 
 behalf of nobody. This middleware watches each POST that carries a request: when the connection closes
 before the response was complete, it delivers a ``notifications/cancelled`` for that request to the same
 MCP session through the app itself (the protocol's own path), and the call's run stops at its next
-safe point, recorded ``paused`` (server/runs.py). The 2026-07-28 era (no MCP session: the request is
+safe point, recorded ``paused`` (swarm/live.py). The 2026-07-28 era (no MCP session: the request is
 the connection) and SSE (the answer stream is the session's) need nothing: their handlers end with the
 connection.
 """

@@ -1,4 +1,4 @@
-"""A model client that a run's interrupt ends at once (see server/runs.py for why).
+"""A model client that a run's interrupt ends at once (see swarm/live.py for why).
 
 ``InterruptibleClient.create`` races the inner call against the run's ``stopping`` event. When the
 run is interrupted the inner call is cancelled (it is our own task, not autogen's, so cancelling it

@@ -4,12 +4,12 @@
 fake in tests). A tier resolves to ``sampling`` when it is configured so (``SWARM_MCP_MODEL=sampling``
 or a tier override), or when it is ``auto``, no provider key is configured (it would resolve to the
 embedded model) and the client of the current run offers sampling. Which client serves a run is
-known from ``server.runs.active_run()``: each run's task carries its run in its context (and a durable
+known from ``swarm.live.active_run()``: each run's task carries its run in its context (and a durable
 leg, run in a task of DBOS's, finds it by session id), so every agent - and every phase that asks the
 engine for a model - reaches that run's client.
 
 Every client handed to a run is wrapped so that interrupting the run ends its in-flight model
-call (server/interruptible.py; see server/runs.py for why this is not ``Task.cancel()``).
+call (server/interruptible.py; see swarm/live.py for why this is not ``Task.cancel()``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 from swarm.errors import ConfigError
 from swarm.scope import current_grants
 
-from .runs import active_run
+from swarm.live import active_run
 
 
 class ServerModels:

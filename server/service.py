@@ -18,12 +18,13 @@ from typing import Any, AsyncIterator
 import mcp_types as types
 
 from swarm.errors import SwarmError, UserInputError
+from swarm.live import LiveRuns
 
 from .interaction import MAX_RELAY_ROUNDS, Call
 from .models import ServerModels
 from .notify import Notifier
 from .render import session_result, session_uri, transcript_md_uri, transcript_uri
-from .runs import RunRegistry
+from . import runs as follow_policy
 from .schemas import SessionResult
 from .status_cache import StatusCache
 
@@ -65,7 +66,7 @@ class SwarmService:
         self.sampling_timeout = sampling_timeout or float(os.environ.get("SWARM_MCP_SAMPLING_TIMEOUT") or 600)
         self.status_cache: StatusCache | None = None
         self.notifier = Notifier(bus)
-        self.runs = RunRegistry(on_update=self._on_update)
+        self.runs = LiveRuns(on_update=self._on_update)
         self._replicas: asyncio.Task[None] | None = None
         self.open_after: float | None = None
         """Open the engine when serving starts (0: before serving; > 0: this many seconds later, in the
@@ -91,7 +92,7 @@ class SwarmService:
                         base = ModelFactory(settings)
                     from .phases import tool_registry
 
-                    engine = Engine(settings, models=ServerModels(base), tools=tool_registry())
+                    engine = Engine(settings, models=ServerModels(base), tools=tool_registry(), live=self.runs)
                     await engine.__aenter__()
                     self.status_cache = StatusCache(settings.db_url)
                     self._engine = engine
@@ -282,7 +283,7 @@ class SwarmService:
             record.id, approval_id, decision, feedback, principal=call.principal, on_update=on_update, local=local))
 
     async def start(self, call: Call, session_id: str, go: Any) -> Any:
-        """Start a run of the session owned by this server: ``go(on_update, local)`` makes it go on (runs.Go)."""
+        """Start a run of the session owned by this server: ``go(on_update, local)`` makes it go on (swarm.live.Go)."""
         engine = await self.engine()
         run = await self.runs.start(engine, session_id, principal=call.principal, go=go, channel=call.channel(self.sampling_timeout))
         model = self.model_spec(call)
@@ -345,7 +346,7 @@ class SwarmService:
         while True:
             run = self.runs.get(session_id)
             if run is not None and not run.done:
-                waited = await self.runs.follow(run, budget.remaining(), call.progress, relay=True)
+                waited = await self.runs.follow(run, budget.remaining(), call.progress, relay=True, heartbeat=follow_policy.HEARTBEAT)
                 if waited.needs_client:
                     if call.modern:
                         if call.relay_rounds() >= MAX_RELAY_ROUNDS:

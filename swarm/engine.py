@@ -11,6 +11,7 @@ from typing import Any, Mapping
 from .config import Settings
 from .errors import ConfigError, UserInputError
 from .grants import Grants, Origin
+from .live import LiveRuns
 from .events import Event, now
 from .manifest import AgentManifest, check_tools, load_agents
 from .router import OfflineRouter
@@ -28,7 +29,7 @@ class Engine:
     """swarm-mcp's engine. ``async with Engine(settings) as engine: ...``"""
 
     def __init__(self, settings: Settings, *, models: ModelSource | None = None, tools: ToolRegistry | None = None,
-                 agents: Mapping[str, AgentManifest] | None = None, store: SqlStore | None = None) -> None:
+                 agents: Mapping[str, AgentManifest] | None = None, store: SqlStore | None = None, live: LiveRuns | None = None) -> None:
         self.settings = settings
         self.agents = dict(agents) if agents is not None else load_agents(settings.agent_dirs)
         self.router = OfflineRouter(self.agents)
@@ -44,6 +45,8 @@ class Engine:
         self.store = store or SqlStore(settings.db_url)
         self.services: dict[str, Any] = {"engine": self}
         self.runner = SessionRunner(settings, self.store, self.agents, self.router, self.models, self.tools, self.services)
+        self.live = live if live is not None else LiveRuns()
+        """The live runs of sessions in this process (swarm/live.py): callers start and follow runs through it."""
         self.durable: Any = None
         """swarm.durable.DurableRuns when settings.durable: sessions run as DBOS workflows."""
 

@@ -1,0 +1,310 @@
+"""The live runs of sessions in this process: one background asyncio task per running session.
+
+A caller (an MCP tool call, the CLI, Python) never runs a session inside its own call. It starts (or
+finds) the session's ``LiveRun`` here and *follows* it for as long as it wants to wait: progress on
+every round and a heartbeat at least every ``heartbeat`` seconds. When the time is up the call returns
+``running`` and the run goes on; a later continue or status read picks it up.
+
+Ownership on cancellation (a client's ``notifications/cancelled``, or a dropped connection): the
+follower that is cancelled *interrupts* the run it follows, and the session is recorded ``paused``
+(resumable with ``continue_copilot``, which replays the journal and repeats no completed call);
+nothing keeps running on behalf of a caller who went away. A run nobody follows (the call already
+returned ``running``) finishes on its own. Server shutdown interrupts every run the same way.
+
+Interrupting is cooperative, not ``Task.cancel()``: cancelling an autogen team while a model call
+is in flight deadlocks it (the team waits for the call, the call for the team). Every model client
+of a run is wrapped (server/interruptible.py for the server's model source) so that an interrupt ends the in-flight call at once;
+the team then stops with an error, the runner saves the session, and we record it ``paused`` (or
+``cancelled`` for cancel_session). ``Task.cancel()`` remains the last resort after a grace period
+(a tool that runs long ignores interrupts until it returns).
+
+A run may also wait on its *client*: with the ``sampling`` backend on a 2026-07-28 connection, a
+model call becomes a ``ClientRequest`` that a follower hands to the client (as an
+``InputRequiredResult``) and whose answer comes back on the retried call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import itertools
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+from swarm.errors import ProviderError, UserInputError
+from swarm.scope import current_session
+
+log = logging.getLogger("swarm.live")
+
+HEARTBEAT = 10.0
+"""Default seconds between progress reports while nothing happens (MCP clients drop silent calls)."""
+
+current_run: contextvars.ContextVar["LiveRun | None"] = contextvars.ContextVar("swarm_live_run", default=None)
+"""The run whose task is current (read by model sources: its caller's sampling channel, its interrupt)."""
+
+_by_session: dict[str, "LiveRun"] = {}
+"""Every live run in this process by session id: a durable run's leg executes in a task DBOS starts,
+which does not inherit ``current_run``; it finds its run through ``swarm.session.current_session``."""
+
+
+def active_run() -> "LiveRun | None":
+    """The run the current task works for (its own, or the one whose session leg it executes)."""
+    run = current_run.get()
+    if run is None:
+        sid = current_session.get()
+        run = _by_session.get(sid) if sid is not None else None
+    return run
+
+
+PAUSED_BY_CALLER = "the call that was following the session was cancelled"
+
+_keys = itertools.count(1)
+
+
+@dataclass
+class ClientRequest:
+    """A server-to-client request (sampling) a run waits on until a follower delivers the answer."""
+
+    key: str
+    request: Any
+    future: asyncio.Future[Any]
+
+
+@dataclass
+class LiveRun:
+    """One live run of a session (a start, a continue, or an answer)."""
+
+    session_id: str
+    principal: str
+    task: asyncio.Task[Any] | None = None
+    record: Any = None
+    channel: Any = None
+    """The run's sampling channel (None: the client offers no sampling)."""
+    stop_reason: str | None = None
+    """Why the run was interrupted: 'pause' (its caller went away, server shutdown) or 'cancel'."""
+    stop_note: str | None = None
+    """What happened, in words, for the transcript's ``paused`` event."""
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    recent: deque[Any] = field(default_factory=lambda: deque(maxlen=64))
+    requests: dict[str, ClientRequest] = field(default_factory=dict)
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+    _started: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def done(self) -> bool:
+        return self.task is not None and self.task.done()
+
+    def changed(self) -> asyncio.Event:
+        """An event set at the next change (an update, a client request, the end)."""
+        return self._changed
+
+    def pulse(self) -> None:
+        old, self._changed = self._changed, asyncio.Event()
+        old.set()
+
+    def waiting(self) -> list[ClientRequest]:
+        """The client requests still without an answer."""
+        return [r for r in self.requests.values() if not r.future.done()]
+
+    def interrupt(self, reason: str, note: str | None = None) -> None:
+        """End the run's in-flight model call (and any later one) so that the run stops soon."""
+        if self.stop_reason is None or reason == "cancel":
+            self.stop_reason, self.stop_note = reason, note
+        self.stopping.set()
+
+    async def ask_client(self, request: Any, timeout: float) -> Any:
+        """Wait until a follower has the client answer ``request`` (the relay of 2026-07-28 sampling)."""
+        key = f"swarm-{next(_keys)}"
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.requests[key] = ClientRequest(key, request, future)
+        self.pulse()
+        try:
+            return await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            raise ProviderError(
+                f"the MCP client did not answer the model (sampling) request within {timeout:.0f} s; "
+                f"continue the session with continue_copilot(session_id='{self.session_id}') from a connected client"
+            ) from None
+        finally:
+            self.requests.pop(key, None)
+
+    def answer(self, key: str, result: Any = None, error: BaseException | None = None) -> bool:
+        """Deliver the client's answer to a request; False if the run no longer waits on it."""
+        pending = self.requests.get(key)
+        if pending is None or pending.future.done():
+            return False
+        if error is not None:
+            pending.future.set_exception(error)
+        else:
+            pending.future.set_result(result)
+        return True
+
+
+@dataclass
+class Waited:
+    """How following a run ended: ``done`` (the run ended), ``needs_client`` or the time was up."""
+
+    done: bool
+    needs_client: list[ClientRequest]
+    record: Any
+
+
+Progress = Callable[[LiveRun, list[Any], bool], Awaitable[None]]
+"""``(run, new_events, heartbeat)``: called on every update and every heartbeat while following."""
+
+OnUpdate = Callable[[LiveRun, Any, list[Any]], Awaitable[None]]
+Go = Callable[[Callable[[Any, list[Any]], Awaitable[None]], bool], Awaitable[Any]]
+"""``go(on_update, local)``: the engine call that makes the session go on until its next stop (``engine.go_on``,
+``engine.answer``, a phase run ...), reporting each update; ``local``: its model is the caller's own."""
+
+
+class LiveRuns:
+    """The live runs of this process, by session id."""
+
+    def __init__(self, on_update: OnUpdate | None = None) -> None:
+        self._runs: dict[str, LiveRun] = {}
+        self._on_update = on_update
+
+    def get(self, session_id: str) -> LiveRun | None:
+        return self._runs.get(session_id)
+
+    def __len__(self) -> int:
+        return len(self._runs)
+
+    async def start(self, engine: Any, session_id: str, *, principal: str, go: Go | None = None,
+                    channel: Callable[[LiveRun], Any] | None = None) -> LiveRun:
+        """Start a run of the session as a background task - ``go``, or (without it) following the session's run on
+        another replica through the store - and return once it is running.
+
+        Raises what the engine refuses before anything runs (unknown id, a cancelled session, a bad answer ...).
+        """
+        previous = self._runs.get(session_id)
+        if previous is not None and not previous.done:  # (a run that has just ended may not be unregistered yet)
+            raise UserInputError(f"session {session_id} is already running; wait for it with continue_copilot(session_id='{session_id}') "
+                                 "(no message) or stop it with cancel_session")
+        run = LiveRun(session_id=session_id, principal=principal)
+        run.channel = channel(run) if channel is not None else None
+        context = contextvars.copy_context()
+        context.run(current_run.set, run)
+        run.task = asyncio.create_task(self._drive(engine, run, go), name=f"run-{session_id}", context=context)
+        self._runs[session_id] = run
+        _by_session[session_id] = run
+        run.task.add_done_callback(lambda _t: self._finished(run))
+        started = asyncio.ensure_future(run._started.wait())
+        try:
+            await asyncio.wait({run.task, started}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            run.interrupt("pause", PAUSED_BY_CALLER)
+            raise
+        finally:
+            started.cancel()
+        if run.task.done() and not run.task.cancelled() and run.task.exception() is not None:
+            raise run.task.exception()  # type: ignore[misc]
+        return run
+
+    async def _drive(self, engine: Any, run: LiveRun, go: Go | None) -> Any:
+        seen = -1
+
+        async def on_update(record: Any, events: list[Any]) -> None:
+            nonlocal seen
+            seen = max([seen, *(e.seq for e in events)])
+            run.record = record
+            run.recent.extend(events)
+            run._started.set()
+            run.pulse()
+            if self._on_update is not None:
+                try:
+                    await self._on_update(run, record, events)
+                except Exception:  # notifications must never fail a session
+                    log.exception("update hook failed for session %s", run.session_id)
+
+        if go is None:  # a durable run of the session on another replica: follow it through the store
+            run._started.set()
+            record = await engine.watch(run.session_id, on_update)
+            run.record = record
+            return record
+        # A run whose model is its caller's own (sampling through this connection) stays in this process.
+        samples = getattr(engine.models, "samples", None)
+        local = run.channel is not None and samples is not None and samples()
+        try:
+            await go(on_update, local)
+        finally:  # also when interrupted: what the work saved and nobody heard of yet (a phase's events) is reported
+            record = await asyncio.shield(engine.get(run.session_id))
+            if seen < 0 or record.last_seq > seen:
+                unheard = await asyncio.shield(engine.transcript(run.session_id, after_seq=max(seen, 0)))
+                await asyncio.shield(on_update(record, unheard))
+            run.record = record
+            run.pulse()
+        return record
+
+    def _finished(self, run: LiveRun) -> None:
+        if self._runs.get(run.session_id) is run:
+            del self._runs[run.session_id]
+        if _by_session.get(run.session_id) is run:
+            del _by_session[run.session_id]
+        for pending in list(run.requests.values()):
+            if not pending.future.done():
+                pending.future.cancel()
+        run.pulse()
+        task = run.task
+        if task is not None and not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            if not isinstance(exc, UserInputError):
+                log.error("run of session %s ended with an error", run.session_id, exc_info=exc)
+
+    async def follow(self, run: LiveRun, seconds: float, progress: Progress | None = None, *, relay: bool = False,
+                     heartbeat: float = HEARTBEAT) -> Waited:
+        """Wait for ``run`` at most ``seconds``, reporting progress; return early when the client is needed.
+
+        Cancelling the follower interrupts the run: it is recorded ``paused``, resumable.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        seen = run.recent[-1].seq if run.recent else 0
+        try:
+            while True:
+                changed = run.changed()
+                fresh = [e for e in run.recent if e.seq > seen]
+                if fresh:
+                    seen = fresh[-1].seq
+                    if progress is not None:
+                        await progress(run, fresh, False)
+                if run.done:
+                    return Waited(True, [], run.record)
+                waiting = run.waiting()
+                if relay and waiting:
+                    return Waited(False, waiting, run.record)
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return Waited(False, [], run.record)
+                try:
+                    await asyncio.wait_for(changed.wait(), timeout=min(remaining, heartbeat))
+                except TimeoutError:
+                    if progress is not None and deadline - loop.time() > 0:
+                        await progress(run, [], True)
+        except asyncio.CancelledError:
+            if not run.done:
+                log.info("the call following session %s was cancelled: pausing the session", run.session_id)
+                run.interrupt("pause", PAUSED_BY_CALLER)
+            raise
+
+    async def stop(self, run: LiveRun, reason: str, grace: float, note: str | None = None) -> None:
+        """Interrupt a run and wait for it to end; past ``grace``, cancel its task (the last resort)."""
+        if run.task is None or run.task.done():
+            return
+        run.interrupt(reason, note)
+        done, _ = await asyncio.wait({run.task}, timeout=grace)
+        if not done:
+            log.warning("session %s did not stop within %.1f s of its interrupt: cancelling its task", run.session_id, grace)
+            run.task.cancel()
+            done, _ = await asyncio.wait({run.task}, timeout=grace)
+            if not done:
+                log.error("session %s is stuck (autogen did not unwind); it stays marked running and resumable", run.session_id)
+
+    async def shutdown(self, grace: float = 5.0) -> None:
+        """Interrupt every run (each is recorded ``paused``) and wait for them to end."""
+        runs = [r for r in self._runs.values() if not r.done]
+        if runs:
+            await asyncio.gather(*(self.stop(r, "pause", grace, "the server shut down") for r in runs))
