@@ -28,6 +28,8 @@ from typing import Any, Callable
 
 import sqlalchemy as sa
 
+from .errors import ConfigError
+
 log = logging.getLogger("swarm.migrations")
 
 PG_LOCK_KEY = 0x53574D4D49475231
@@ -128,18 +130,7 @@ def m004_session_grants_unknown(conn: sa.Connection) -> None:
     with a message saying to start a new session. The key is written out rather than left absent so that every
     stored record states the decision. ``updated_at`` is left alone: the sessions did not change for watchers.
     """
-    sessions = sa.table("sessions", sa.column("id"), sa.column("record"))
-    after = ""
-    while True:
-        rows = conn.execute(sa.select(sessions.c.id, sessions.c.record).where(sessions.c.id > after)
-                            .order_by(sessions.c.id).limit(BATCH)).all()
-        if not rows:
-            return
-        for sid, text in rows:
-            record = json.loads(text)
-            if isinstance(record, dict) and "grants" not in record:
-                conn.execute(sessions.update().where(sessions.c.id == sid).values(record=_dumps(_insert_after(record, "principal", "grants", None))))
-        after = rows[-1][0]
+    _rewrite_records(conn, lambda record: None if "grants" in record else _insert_after(record, "principal", "grants", None))
 
 
 def m005_session_output(conn: sa.Connection) -> None:
@@ -149,22 +140,14 @@ def m005_session_output(conn: sa.Connection) -> None:
     ``meta["phase_runs"][-1]["output"]``, and callers dug it out by knowing the session's kind. The record now
     says it itself; this fills it from there for completed phase sessions, and ``null`` for every other record.
     """
-    sessions = sa.table("sessions", sa.column("id"), sa.column("record"))
-    after = ""
-    while True:
-        rows = conn.execute(sa.select(sessions.c.id, sessions.c.record).where(sessions.c.id > after)
-                            .order_by(sessions.c.id).limit(BATCH)).all()
-        if not rows:
-            return
-        for sid, text in rows:
-            record = json.loads(text)
-            if not isinstance(record, dict) or "output" in record:
-                continue
-            runs = (record.get("meta") or {}).get("phase_runs") or []
-            done = record.get("status") == "completed" and runs and isinstance(runs[-1], dict)
-            output = runs[-1].get("output") if done else None
-            conn.execute(sessions.update().where(sessions.c.id == sid).values(record=_dumps(_insert_after(record, "result", "output", output))))
-        after = rows[-1][0]
+    def add_output(record: dict[str, Any]) -> dict[str, Any] | None:
+        if "output" in record:
+            return None
+        runs = (record.get("meta") or {}).get("phase_runs") or []
+        done = record.get("status") == "completed" and runs and isinstance(runs[-1], dict)
+        return _insert_after(record, "result", "output", runs[-1].get("output") if done else None)
+
+    _rewrite_records(conn, add_output)
 
 
 MIGRATIONS: tuple[Migration, ...] = (m001_initial, m002_health, m003_sessions_by_principal, m004_session_grants_unknown,
@@ -220,7 +203,24 @@ def _lock(conn: sa.Connection) -> None:
     elif name == "postgresql":
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_LOCK_KEY})
     else:
-        raise NotImplementedError(f"migrations on {name!r}: only SQLite and PostgreSQL are supported")
+        raise ConfigError(f"SWARM_MCP_DB is a {name} database: the session store runs on SQLite or PostgreSQL only")
+
+
+def _rewrite_records(conn: sa.Connection, change: Callable[[dict[str, Any]], dict[str, Any] | None]) -> None:
+    """Rewrite every stored session record (as JSON) that ``change`` returns a new version of (None: unchanged), in batches."""
+    sessions = sa.table("sessions", sa.column("id"), sa.column("record"))
+    after = ""
+    while True:
+        rows = conn.execute(sa.select(sessions.c.id, sessions.c.record).where(sessions.c.id > after)
+                            .order_by(sessions.c.id).limit(BATCH)).all()
+        if not rows:
+            return
+        for sid, text in rows:
+            record = json.loads(text)
+            changed = change(record) if isinstance(record, dict) else None
+            if changed is not None:
+                conn.execute(sessions.update().where(sessions.c.id == sid).values(record=_dumps(changed)))
+        after = rows[-1][0]
 
 
 def _insert_after(data: dict[str, Any], after: str, key: str, value: Any) -> dict[str, Any]:
