@@ -19,6 +19,7 @@ import pytest
 from swarm import isolation
 from swarm.config import Settings
 from swarm.sandbox import SandboxConfig, run_code, sandbox_config
+from tests.swarm.test_sandbox import _live_processes_with
 
 REPO_DIR = Path(__file__).resolve().parents[2]
 KINDS = ["bubblewrap", "namespaces"]
@@ -59,23 +60,6 @@ def store() -> Iterator[Path]:
 
 def _config(store: Path, kind: str, **limits: object) -> SandboxConfig:
     return sandbox_config(Settings.from_env(env={"SWARM_MCP_HOME": str(store)}), isolation=kind, **limits)
-
-
-def _live_processes_with(token: str) -> list[int]:
-    """Host pids whose command line contains ``token`` and that are not zombies."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if token.encode() not in (entry / "cmdline").read_bytes():
-                continue
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state not in ("Z", "X"):
-            found.append(int(entry.name))
-    return found
 
 
 async def test_server_secrets_are_not_readable(kind: str, store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
