@@ -19,9 +19,10 @@ from typing import Any, Mapping
 
 from pydantic import BaseModel
 
-from swarm.errors import InternalError, ProviderError, SessionInterrupted, SwarmError, UserInputError
+from swarm.errors import ConfigError, InternalError, ProviderError, SessionInterrupted, SwarmError, UserInputError
 from swarm.events import Event, Usage, now
 from swarm.journal import CallJournal
+from swarm.runner import make_work_dir
 from swarm.scope import current_grants
 from swarm.grants import Grants
 from swarm.session import PendingApproval, SessionRecord
@@ -197,7 +198,13 @@ async def _play(engine: Any, record: SessionRecord, phase: Phase, run: dict[str,
     try:
         journal = await CallJournal.load(engine.store, journal_id(record.id, run["id"]))
         work_dir = Path(record.meta.get("work_dir") or engine.settings.work_root / record.id)
-        work_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            make_work_dir(work_dir / "data")
+        except ConfigError as exc:  # the data directory is broken: the run fails clearly (retried by a continue), never stays running
+            run.update(status="failed", error=str(exc), retryable=True)
+            failure = Event(type="error", round=record.total_rounds, content={"error": str(exc), "kind": "ConfigError", "phase": phase.name})
+            await engine.store.save(record, [failure, transition(record, Failed(str(exc), {"phase": phase.name}))])
+            return result_of(record, run, phase.name)
         pctx = PhaseContext(engine=engine, session_id=record.id, work_dir=work_dir, state=record.meta, journal=journal, run_id=run["id"],
                             answers=run["answers"], replayed_events=run["events"], round_base=run["round_base"], sandbox=engine.services.get(SANDBOX),
                             grants=record.grants)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from pathlib import Path
 from typing import Any, Awaitable, Callable, Mapping, Protocol
 
 from autogen_agentchat.base import TaskResult
@@ -23,7 +24,7 @@ from autogen_core.models import ChatCompletionClient
 from autogen_core.tools import BaseTool
 
 from .config import Settings
-from .errors import ProviderError, SessionCancelled, SessionInterrupted, SwarmError, UserInputError
+from .errors import ConfigError, ProviderError, SessionCancelled, SessionInterrupted, SwarmError, UserInputError
 from .events import Event, Usage, events_from_message
 from .journal import CallJournal, JournaledModelClient, JournaledTool
 from .manifest import AgentManifest
@@ -159,6 +160,7 @@ class SessionRunner:
         committed, round_no = record.total_rounds, 0
         cancelled: SessionCancelled | None = None
         try:
+            make_work_dir(ctx.work_dir)
             # Building the team builds every agent's model client: a missing key or embedded model (ConfigError)
             # ends the session failed here, before any model call, like any other failure of the leg.
             team = build_team(
@@ -241,7 +243,6 @@ class SessionRunner:
 
     def _context(self, record: SessionRecord) -> SessionContext:
         work_dir = self.settings.work_root / record.id
-        work_dir.mkdir(parents=True, exist_ok=True)
         return SessionContext(session_id=record.id, work_dir=work_dir, settings=self.settings, state=record.meta, services=self.services,
                               grants=record.grants)
 
@@ -291,6 +292,15 @@ class SessionRunner:
         saved = await self.store.save(record, events)
         if on_update is not None:
             await on_update(record, saved)
+
+
+def make_work_dir(path: Path) -> None:
+    """Create a session's work dir; a ConfigError saying what is wrong with the data directory if it cannot be."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the session's work dir {path}: {exc.strerror or exc}; make {path.parent} a writable "
+                          "directory (or point SWARM_MCP_HOME at one), then continue the session") from None
 
 
 def ctx_events(ctx: SessionContext) -> list[Event]:

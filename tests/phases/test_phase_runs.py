@@ -7,9 +7,11 @@ from typing import Any
 import pytest
 
 from phases import PHASES, describe_phases, phase_tool_registry, resume_phase, run_phase
+from swarm.engine import Engine
 from swarm.errors import UserInputError
 from swarm.models.scripted import Script
 from swarm.tools import default_registry
+from tests.fakes import ScriptedModels
 from tests.phases.phase_helpers import phase_events, plan, scripted_engine
 
 pytestmark = pytest.mark.anyio
@@ -67,3 +69,12 @@ async def test_a_phase_run_in_a_swarm_session_adds_to_its_rounds_and_usage(setti
         assert record.total_rounds == 3 and record.total_usage().total_tokens == 3 * 15
         events = await engine.transcript(record.id)
         assert next(e for e in events if e.type == "phase_start").round == 2
+
+
+async def test_a_work_dir_that_cannot_be_made_fails_the_phase_run_clearly(settings: Any) -> None:
+    settings.home.mkdir(parents=True, exist_ok=True)
+    settings.work_root.write_text("a file where the sessions' directory should be")
+    async with Engine(settings, tools=phase_tool_registry(), models=ScriptedModels(Script([]))) as engine:
+        result = await run_phase(engine, "planning", {"task": "Plan a launch"})
+        assert result.status == "failed" and "cannot create the session's work dir" in (result.error or ""), result
+        assert (await engine.get(result.session_id)).status == "failed"

@@ -193,3 +193,12 @@ async def test_a_manifest_naming_an_unknown_tool_fails_at_start(settings: Any, t
     broken = settings.__class__(**{**settings.__dict__, "agent_dirs": (agents,)})
     with pytest.raises(ManifestError, match=r"typist\.yaml: field 'tools'.*unknown 'exec_code'"):
         Engine(broken, tools=phase_tool_registry(), models=ScriptedModels(Script([])))
+
+
+async def test_a_work_dir_that_cannot_be_made_fails_the_session_clearly_instead_of_leaving_it_running(settings: Any) -> None:
+    settings.home.mkdir(parents=True, exist_ok=True)
+    settings.work_root.write_text("a file where the sessions' directory should be")
+    engine, record, script = await run_script(settings, [], "Say hello")
+    assert record.status == "failed" and "cannot create the session's work dir" in (record.error or ""), record
+    assert (await engine.get(record.id)).status == "failed"  # stored: a continue retries it once the directory is fixed
+    await engine.store.close()
