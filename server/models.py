@@ -78,9 +78,14 @@ class ServerModels:
                 "openai:<model> or anthropic:<model>"
             )
         else:
+            from swarm.models.retry import RetryingModelClient
+
             from .sampling import SamplingModelClient
 
-            client = SamplingModelClient(run.channel, agent, tier, self.max_tokens)
+            # The client's model is a provider like any other: an empty reply is asked again, then a clear error.
+            policy = getattr(self.base, "retry_policy", None)
+            client = RetryingModelClient(SamplingModelClient(run.channel, agent, tier, self.max_tokens), policy() if policy else None,
+                                         "sampling", model="the client's model")
         if run is None:
             return client
         from .interruptible import InterruptibleClient

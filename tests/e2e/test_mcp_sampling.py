@@ -113,3 +113,19 @@ async def test_many_relayed_model_calls_span_several_calls(tmp_path: Any) -> Non
             calls += 1
     assert result["status"] == "completed" and result["result"] == "Ten ideas, all ranked."
     assert calls == 2 and len(rec.samplings) == 14 and not rec.sample_answers
+
+
+async def test_an_empty_reply_from_the_clients_model_is_asked_again_then_fails_the_session_clearly(tmp_path: Any) -> None:
+    """An empty answer (no text, no tool call) is a provider fault like any other backend's: asked again, then a clear error."""
+    rec = Recorder()
+    rec.sample_answers += ["", TO_RESEARCHER, HAIKU]  # the router's first answer is empty: asked again, it answers
+    async with connect(sampling_server(tmp_path, "sampling"), "legacy", rec, sample=True) as client:
+        result = data(await client.call_tool("copilot", {"task": "Write a haiku about autumn leaves"}))
+    assert result["status"] == "completed" and result["result"] == HAIKU and len(rec.samplings) == 3
+
+    rec = Recorder()
+    rec.sample_answers += [""] * 10
+    env = {"SWARM_MCP_HOME": str(tmp_path / "home2"), "SWARM_MCP_MODEL": "sampling", "SWARM_MCP_MAX_RETRIES": "2", "SWARM_MCP_RETRY_BASE_DELAY": "0"}
+    async with connect(build_server(Settings.from_env(env)), "legacy", rec, sample=True) as client:
+        failed = data(await client.call_tool("copilot", {"task": "Write a haiku about autumn leaves"}))
+    assert failed["status"] == "failed" and "empty reply" in failed["error"] and len(rec.samplings) == 3, failed
