@@ -235,38 +235,16 @@ class SwarmService:
 
     async def cancel(self, call: Call, session_id: str) -> SessionResult:
         engine = await self.engine()
-        record = await engine.get(session_id, call.principal)
-        run = self.runs.get(session_id)
-        if run is not None and not run.done and not engine.executes_here(session_id) and engine.runs_durably:
-            run = None  # only watching a run on another replica: cancel it there
-        if run is not None and not run.done:
-            await engine.cancel(session_id)  # stop at the next round boundary, and end the in-flight model call now
-            await self.runs.stop(run, "cancel", self.cancel_grace)
-            record = await engine.get(session_id, call.principal)
-        elif record.status == "running" and engine.runs_durably and await engine.cancel(session_id, call.principal):
-            record = await self._await_stop(engine, session_id, call.principal)
-            if record.status == "running":
-                return self.result(record, note=f"Cancel requested: session {session_id} runs on another replica and stops at the end of its "
-                                                "current round; session_status shows when it has.")
-        if record.status == "completed":
+        record, how = await engine.cancel_session(session_id, call.principal, grace=self.cancel_grace)
+        if how == "requested":
+            return self.result(record, note=f"Cancel requested: session {session_id} runs on another replica and stops at the end of its "
+                                            "current round; session_status shows when it has.")
+        if how == "completed":
             return self.result(record, note=f"Session {session_id} had already completed; nothing to cancel. Its result and transcript stay readable.")
-        if record.status != "cancelled":
-            record = await engine.record_cancelled(record)
+        if how == "recorded":
             await self.notifier.updated(transcript_uri(session_id), transcript_md_uri(session_id), session_uri(session_id), SESSIONS_URI,
                                         owner=record.principal)
         return self.result(record)
-
-    async def _await_stop(self, engine: Any, session_id: str, principal: str) -> Any:
-        """After a cross-replica cancel: the session's record once it stopped, or still running after the grace period."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + max(self.cancel_grace, 5.0)
-        while True:
-            record = await engine.get(session_id, principal)
-            if record.status != "running" or loop.time() >= deadline:
-                return record
-            if not await engine.runs_elsewhere(record):  # never dequeued, or its replica is gone
-                return record
-            await asyncio.sleep(0.1)
 
     async def resolve(self, call: Call, session_id: str, approval_id: str, decision: str, feedback: str | None, wait: float) -> Outcome:
         engine = await self.engine()

@@ -5,8 +5,9 @@ Callers (the CLI, the MCP server, phases) create sessions and run them through i
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
 from .config import Settings
 from .errors import ConfigError, UserInputError
@@ -23,6 +24,10 @@ from .tools import ToolRegistry, default_registry
 from .work import CopilotWork, OnUpdate, SessionWork, kind_of
 
 MAX_TASK_CHARS = 20_000
+
+CancelOutcome = Literal["recorded", "cancelled", "completed", "requested"]
+"""How a cancel went: ``recorded`` (the session is cancelled now), ``cancelled`` (it was, or its run recorded it),
+``completed`` (nothing to cancel), ``requested`` (it runs on another replica and stops at the end of its round)."""
 
 
 class Engine:
@@ -176,11 +181,6 @@ class Engine:
         return self.durable is not None and session_id in self.durable.executing
 
     @property
-    def runs_durably(self) -> bool:
-        """Whether sessions run as DBOS workflows (self-resuming, shared by replicas)."""
-        return self.durable is not None
-
-    @property
     def shares_store(self) -> bool:
         """Whether other processes (replicas) run sessions of this store: their changes reach subscribers by ``changes``."""
         return self.durable is not None and not self.store.is_sqlite
@@ -190,10 +190,42 @@ class Engine:
         attached = self.durable.attached if self.durable is not None else {}
         return [row for row in await self.store.changed_since(since) if row[0] not in attached]
 
-    async def record_cancelled(self, record: SessionRecord, reason: str = "cancel_session") -> SessionRecord:
-        """Record a stopped (not running) session ``cancelled``."""
-        await self.store.save(record, [transition(record, Cancelled(reason))])
-        return record
+    async def cancel_session(self, session_id: str, principal: str | None = None, *, grace: float = 2.0) -> tuple[SessionRecord, CancelOutcome]:
+        """Cancel a session wherever it runs and record it ``cancelled``; say how it went (see ``CancelOutcome``).
+
+        A run in this process is interrupted at once (its in-flight model call ends) and given ``grace`` seconds to
+        stop; a run on another replica is cancelled through DBOS and stops at the end of its round.
+        """
+        record = await self.store.get_session(session_id, principal)
+        run = self.live.get(session_id)
+        if run is not None and not run.done and not self.executes_here(session_id) and self.durable is not None:
+            run = None  # only following a run on another replica: cancel it there
+        if run is not None and not run.done:
+            await self.cancel(session_id)  # stop at the next round boundary; the interrupt ends the in-flight model call now
+            await self.live.stop(run, "cancel", grace)
+            record = await self.store.get_session(session_id, principal)
+        elif record.status == "running" and self.durable is not None and await self.cancel(session_id, principal):
+            record = await self._await_stop(session_id, principal, grace)
+            if record.status == "running":
+                return record, "requested"
+        if record.status == "completed":
+            return record, "completed"
+        if record.status == "cancelled":
+            return record, "cancelled"
+        await self.store.save(record, [transition(record, Cancelled("cancel_session"))])
+        return record, "recorded"
+
+    async def _await_stop(self, session_id: str, principal: str | None, grace: float) -> SessionRecord:
+        """After a cross-replica cancel: the session's record once it stopped, or still running after the grace period."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(grace, 5.0)
+        while True:
+            record = await self.store.get_session(session_id, principal)
+            if record.status != "running" or loop.time() >= deadline:
+                return record
+            if not await self.runs_elsewhere(record):  # never dequeued, or its replica is gone
+                return record
+            await asyncio.sleep(0.1)
 
     async def cancel(self, session_id: str, principal: str | None = None) -> bool:
         """Stop a running session at its next round, here or on another replica; False if it is not running."""
