@@ -1,12 +1,25 @@
 """The phases: planning, control, one-shot, idea generation, human in the loop, copilot.
 
 Each phase is a small program over swarm/ (see phases.registry); phases.runner runs them standalone
-(``run_phase``, ``resolve_approval``) or as tools of a swarm session (``phase_tool_registry``).
+(``run_phase``, ``resolve_approval``) or as tools of a swarm session (``phase_tool_registry``). The names
+below are imported on first use, so that the registry alone (the MCP server's start-up path) stays light.
 """
 
-from .models import PhaseResult
-from .registry import PHASES, Phase, describe_phases, get_phase
-from .tools import phase_tool_registry
-from .runner import resolve_approval, resume_phase, run_phase
+from __future__ import annotations
 
-__all__ = ["PHASES", "Phase", "PhaseResult", "describe_phases", "get_phase", "phase_tool_registry", "resolve_approval", "resume_phase", "run_phase"]
+from importlib import import_module
+from typing import Any
+
+_WHERE = {
+    "PHASES": "registry", "Phase": "registry", "describe_phases": "registry", "get_phase": "registry", "register_phase": "registry",
+    "PhaseResult": "models", "phase_tool_registry": "tools", "resolve_approval": "runner", "resume_phase": "runner", "run_phase": "runner",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'phases' has no attribute {name!r}")
+    return getattr(import_module(f"phases.{module}"), name)

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from swarm.errors import ModelBehaviourError, UserInputError
 from swarm.sandbox import ExecutionResult
 
 from .context import PhaseContext, PhaseFailed, clip, slug
 from .models import CodeAnswer, Plan, Step, StepResult
+from .params import ControlParams
 
 SUMMARY_CHARS = 1200
 """Most characters of one step's summary."""
@@ -30,15 +29,6 @@ ENGINEER_NOTE = (
 )
 NO_PLAN = "control needs a plan: pass plan, or run it in a session (session_id) that has one from planning"
 RESEARCHER_NOTE = "Reply with the markdown document itself; it is saved as a file in the work directory."
-
-
-class ControlParams(BaseModel):
-    """Parameters of the control phase."""
-
-    model_config = ConfigDict(extra="forbid")
-    plan: Plan | None = Field(None, description="The plan to run; default: the plan kept in the session (from planning).")
-    step: int | None = Field(None, ge=1, description="Run only this step (1-based); default: every step.")
-    max_n_attempts: int = Field(3, ge=1, le=10, description="Attempts per step before it fails (1-10).")
 
 
 def resolve_plan(pctx: PhaseContext, plan: Plan | None) -> Plan:

@@ -11,24 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from . import control, idea_generation, one_shot, planning
 from .context import PhaseContext, clip
+from .params import CopilotParams
 
 ASSISTANT_NOTE = "Reply with the one question only, as plain text."
-
-
-class CopilotParams(BaseModel):
-    """Parameters of the copilot phase."""
-
-    model_config = ConfigDict(extra="forbid")
-    task: str = Field(min_length=1, max_length=20_000, description="The task; the router picks how it is done.")
-    max_plan_steps: int = Field(3, ge=1, le=10, description="For complex tasks: most plan steps (1-10).")
-    n_plan_reviews: int = Field(1, ge=0, le=5, description="For complex tasks: plan review rounds (0-5).")
-    max_n_attempts: int = Field(3, ge=1, le=10, description="Attempts per step / one-shot task (1-10).")
-    n_ideas: int = Field(3, ge=1, le=10, description="For requests for ideas: how many (1-10).")
-    max_questions: int = Field(2, ge=0, le=5, description="Most clarifying questions before a vague task is attempted anyway (0-5).")
 
 
 async def clarify(pctx: PhaseContext, task: str, number: int) -> tuple[str, dict[str, Any]]:

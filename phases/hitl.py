@@ -15,14 +15,13 @@ the gate from the journal and goes on with the answer. Decisions:
 
 from __future__ import annotations
 
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from typing import Any
 
 from .context import PhaseContext, PhaseFailed, clip
-from .control import ControlParams, control_output, resolve_plan, run_step, select_steps, store_result
+from .control import control_output, resolve_plan, run_step, select_steps, store_result
 from .models import Answer, Plan, StepResult
-from .planning import Planners, PlanningParams, plan_text, store_plan
+from .params import HitlCheckpointParams, HitlControlParams, HitlPlanningParams
+from .planning import Planners, plan_text, store_plan
 
 PLAN_OPTIONS = ["approve", "revise", "reject"]
 BEFORE_OPTIONS = ["approve", "revise", "skip", "abort"]
@@ -30,39 +29,6 @@ AFTER_OPTIONS = ["approve", "retry", "abort"]
 ERROR_OPTIONS = ["retry", "skip", "abort"]
 MAX_RUNS_PER_STEP = 10
 """Most times one step is run again on a human's retry."""
-
-
-class HitlPlanningParams(PlanningParams):
-    """Parameters of the human-in-the-loop planning phase."""
-
-    max_iterations: int = Field(3, ge=1, le=10, description="Most plans put to the human before the phase gives up (1-10).")
-
-
-class HitlControlParams(ControlParams):
-    """Parameters of the human-in-the-loop control phase."""
-
-    approval_mode: Literal["before_step", "after_step", "both", "on_error"] = Field(
-        "before_step", description="When to ask: before_step, after_step, both, or on_error only (a failed step is always put to the human).")
-
-
-class HitlCheckpointParams(BaseModel):
-    """Parameters of a standalone approval gate."""
-
-    model_config = ConfigDict(extra="forbid")
-    checkpoint_type: str = Field("review", pattern=r"^[a-z][a-z0-9_]{0,31}$", description="What the gate is for, e.g. review, plan, results, deploy.")
-    message: str = Field(min_length=1, max_length=4000, description="What the human is asked.")
-    options: list[str] = Field(default_factory=lambda: ["approve", "reject"], min_length=1, max_length=10,
-                               description="The decisions allowed (lowercase words); reject and abort end the phase as failed.")
-
-    @field_validator("options")
-    @classmethod
-    def _options(cls, value: list[str]) -> list[str]:
-        cleaned = [o.strip().lower() for o in value]
-        if any(not o or len(o) > 32 or not o.replace("_", "").isalnum() for o in cleaned):
-            raise ValueError("each option must be one word of letters, digits or underscores, at most 32 characters")
-        if len(set(cleaned)) != len(cleaned):
-            raise ValueError("options must be distinct")
-        return cleaned
 
 
 def by(answer: Answer) -> str:

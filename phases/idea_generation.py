@@ -10,12 +10,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from swarm.errors import ModelBehaviourError
 
 from .context import PhaseContext
 from .models import CritiqueList, IdeaCritique, IdeaList, RankedIdea
+from .params import IdeaGenerationParams
 
 MAKER_NOTE = (
     "Reply with a JSON document only: {{\"ideas\": [{{\"title\": ..., \"description\": ...}}]}} with exactly {n} ideas, best first."
@@ -24,15 +23,6 @@ HATER_NOTE = (
     "Reply with a JSON document only: {\"critiques\": [{\"title\": <the idea's title>, \"critique\": ..., \"score\": 0-10}]}, "
     "one critique per idea, in the ideas' order; the score says how promising the idea still is."
 )
-
-
-class IdeaGenerationParams(BaseModel):
-    """Parameters of the idea generation phase."""
-
-    model_config = ConfigDict(extra="forbid")
-    task: str = Field(min_length=1, max_length=20_000, description="The problem to generate ideas for.")
-    n_ideas: int = Field(3, ge=1, le=10, description="How many ideas (1-10).")
-    n_reviews: int = Field(1, ge=0, le=5, description="How many critique-and-refine rounds (0-5).")
 
 
 def check_ideas(ideas: IdeaList) -> None:

@@ -9,23 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from swarm.events import Usage
 from swarm.session import PendingApproval
 
-StepAgent = Literal["engineer", "researcher"]
+from .params import Plan, Step, StepAgent  # (the shapes callers pass in live with the parameters)
 
-
-class Step(BaseModel):
-    """One step of a plan."""
-
-    model_config = ConfigDict(extra="ignore")
-    sub_task: str = Field(min_length=1, description="What this step must do, self-contained.")
-    agent: StepAgent = Field(description="Who does it: engineer (writes and runs code) or researcher (writes text).")
-    bullet_points: list[str] = Field(default_factory=list, description="Two or three things the step must deliver.")
-
-
-class Plan(BaseModel):
-    """A structured plan: the planner's answer (JSON)."""
-
-    model_config = ConfigDict(extra="ignore")
-    steps: list[Step] = Field(description="The steps, in order.")
 
 
 class CodeAnswer(BaseModel):

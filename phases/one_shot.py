@@ -4,20 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from .context import PhaseContext, PhaseFailed
 from .control import run_step
-from .models import Step, StepAgent
-
-
-class OneShotParams(BaseModel):
-    """Parameters of the one-shot phase."""
-
-    model_config = ConfigDict(extra="forbid")
-    task: str = Field(min_length=1, max_length=20_000, description="The task, done end to end by one agent.")
-    agent: StepAgent = Field("engineer", description="engineer (writes and runs code) or researcher (writes text, runs none).")
-    max_n_attempts: int = Field(3, ge=1, le=10, description="Attempts before the task fails (1-10).")
+from .models import Step
+from .params import OneShotParams
 
 
 async def run(pctx: PhaseContext, params: OneShotParams) -> dict[str, Any]:

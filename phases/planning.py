@@ -10,27 +10,18 @@ from __future__ import annotations
 from typing import Any
 
 from autogen_agentchat.agents import AssistantAgent
-from pydantic import BaseModel, ConfigDict, Field
 
 from swarm.errors import ModelBehaviourError
 
 from .context import PhaseContext
 from .models import Plan
+from .params import PlanningParams
 
 PLANNER_NOTE = (
     "Reply with a JSON document only: {{\"steps\": [{{\"sub_task\": ..., \"agent\": \"engineer\" | \"researcher\", "
     "\"bullet_points\": [...]}}]}} with at least 1 and at most {max_steps} steps."
 )
 REVIEWER_NOTE = "Reply with your critique as plain text (at most five numbered suggestions)."
-
-
-class PlanningParams(BaseModel):
-    """Parameters of the planning phase."""
-
-    model_config = ConfigDict(extra="forbid")
-    task: str = Field(min_length=1, max_length=20_000, description="The task to plan.")
-    max_plan_steps: int = Field(3, ge=1, le=10, description="Most steps a plan may have (1-10).")
-    n_plan_reviews: int = Field(1, ge=0, le=5, description="How many review-and-revise rounds (0-5).")
 
 
 def check_plan(plan: Plan, max_steps: int) -> None:

@@ -1,22 +1,36 @@
-"""The phase registry: every phase's name, description, parameters and run.
+"""The phase registry: every phase's name, what it does, what it takes, where its run lives, and what it may do.
 
-The phases reach the swarm as tools (``invoke_<name>_phase``, phases/tools.py) and as a kind of
-session work a durable engine runs (phases/runner.py).
+It is light (pydantic and the parameters in phases/params.py): the MCP server generates its ``invoke_<name>_phase``
+tools from it at start-up, and a phase's run (with the agents behind it) is imported when the phase first runs.
+A new phase is one module plus one ``register_phase(Phase(...))``. The phases reach the swarm as tools (phases/tools.py)
+and as a kind of session work a durable engine runs (phases/work.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Mapping
+from importlib import import_module
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Literal, Mapping
 
 from pydantic import BaseModel, ValidationError
 
 from swarm.errors import UserInputError
 
-from . import control, copilot, hitl, idea_generation, one_shot, planning
-from .context import PhaseContext
+from . import params as p
 
-PhaseRun = Callable[[PhaseContext, Any], Awaitable[dict[str, Any]]]
+if TYPE_CHECKING:
+    from .context import PhaseContext
+
+PhaseRun = Callable[["PhaseContext", Any], Awaitable[dict[str, Any]]]
+Check = Callable[[dict[str, Any], Any], None]
+
+
+def _resolve(target: Any) -> Any:
+    """A callable, or the ``"module:attribute"`` that names one (imported on first use)."""
+    if isinstance(target, str):
+        module, _, attribute = target.partition(":")
+        return getattr(import_module(module), attribute)
+    return target
 
 
 @dataclass(frozen=True)
@@ -26,11 +40,20 @@ class Phase:
     name: str
     description: str
     params: type[BaseModel]
-    run: PhaseRun
+    run: PhaseRun | str
+    """``run(pctx, params) -> output``, or the ``"module:function"`` that is it."""
     interactive: bool = False
     """It may stop at an approval and wait for a human (hitl_*, copilot's clarifying question)."""
-    check: Callable[[dict[str, Any], Any], None] | None = None
+    check: Check | str | None = None
     """Checks the parameters against the session state before a run starts (raises UserInputError)."""
+    title: str = ""
+    """A short human title (the MCP tool's)."""
+    guide: str = ""
+    """What a caller of the MCP tool reads (default: the description)."""
+    session: Literal["optional", "required"] = "optional"
+    """Whether the MCP tool needs the session_id of an existing session (one with a plan, ...)."""
+    runs_code: Callable[[Mapping[str, Any], Mapping[str, Any]], bool] | bool = False
+    """Whether a run with these parameters in a session with this state (its meta) may execute code."""
 
     @property
     def tool_name(self) -> str:
@@ -46,9 +69,17 @@ class Phase:
         except ValidationError as exc:
             raise UserInputError(params_error(self, exc)) from None
 
-    async def execute(self, pctx: PhaseContext, params: BaseModel) -> dict[str, Any]:
+    def check_params(self, state: dict[str, Any], params: BaseModel) -> None:
+        """The phase's own check of its parameters against the session state, if it has one."""
+        if self.check is not None:
+            _resolve(self.check)(state, params)
+
+    def may_run_code(self, params: Mapping[str, Any], state: Mapping[str, Any]) -> bool:
+        return self.runs_code(params, state) if callable(self.runs_code) else bool(self.runs_code)
+
+    async def execute(self, pctx: "PhaseContext", params: BaseModel) -> dict[str, Any]:
         """Run the phase between its phase_start and phase_end events."""
-        return await pctx.phase(self.name, params, self.run)
+        return await pctx.phase(self.name, params, _resolve(self.run))
 
 
 def params_error(phase: Phase, exc: ValidationError) -> str:
@@ -65,24 +96,71 @@ def params_error(phase: Phase, exc: ValidationError) -> str:
     return f"{phase.name}: parameter {name!r}: {err['msg']}, got {err.get('input')!r}{hint}"
 
 
-PHASES: dict[str, Phase] = {p.name: p for p in [
+def _engineer_in_plan(params: Mapping[str, Any], state: Mapping[str, Any]) -> bool:
+    plan = params.get("plan") or state.get("plan")
+    if isinstance(plan, BaseModel):
+        plan = plan.model_dump()
+    steps = (plan or {}).get("steps") or []
+    return any((s.get("agent") if isinstance(s, Mapping) else getattr(s, "agent", None)) == "engineer" for s in steps)
+
+
+def _engineer_agent(params: Mapping[str, Any], _state: Mapping[str, Any]) -> bool:
+    return (params.get("agent") or "engineer") == "engineer"
+
+
+PHASES: dict[str, Phase] = {}
+"""Every phase by name, in the order they were registered."""
+
+
+def register_phase(phase: Phase) -> Phase:
+    """Add a phase: it becomes a tool of the swarm and, in servers built after this, the MCP tool ``invoke_<name>_phase``."""
+    if not phase.name.isidentifier() or not phase.name.islower():
+        raise UserInputError(f"phase name {phase.name!r}: use lowercase letters, digits and underscores (it names the tool {phase.tool_name!r})")
+    if phase.name in PHASES:
+        raise UserInputError(f"a phase named {phase.name!r} is already registered")
+    PHASES[phase.name] = phase
+    return phase
+
+
+for _phase in [
     Phase("planning", "The planner proposes a structured plan (steps with sub_task, agent, bullet_points); the plan reviewer critiques it and the planner revises it, n_plan_reviews times.",
-          planning.PlanningParams, planning.run),
+          p.PlanningParams, "phases.planning:run", title="Planning phase",
+          guide="Plan a task: the planner drafts a plan of at most max_plan_steps steps (each with its sub-task, agent and deliverables) and "
+                "the plan_reviewer critiques it n_plan_reviews times, the planner revising it each time. Returns the structured plan in "
+                "result.plan; it is also kept in the session for invoke_control_phase."),
     Phase("control", "Runs a plan's steps in order with each step's agent: the engineer's code runs sandboxed in the session work dir and is fixed on failure up to max_n_attempts; the researcher writes markdown.",
-          control.ControlParams, control.run, check=control.check_params),
+          p.ControlParams, "phases.control:run", check="phases.control:check_params", title="Control phase", runs_code=_engineer_in_plan,
+          guide="Execute a plan step by step, each step by its agent: the engineer's code runs sandboxed in the session's work dir and is "
+                "fixed and re-run on failure (max_n_attempts); the researcher writes text. Give the session_id of a session with a plan "
+                "(from invoke_planning_phase), or a plan; step runs a single step."),
     Phase("one_shot", "One agent does the task end to end: the engineer (writes and runs code) or the researcher (writes text).",
-          one_shot.OneShotParams, one_shot.run),
+          p.OneShotParams, "phases.one_shot:run", title="One-shot phase", runs_code=_engineer_agent,
+          guide="One agent does the task end to end: the engineer writes and runs code (sandboxed, retried on failure), the researcher "
+                "writes text. Returns its answer and what it produced in result."),
     Phase("idea_generation", "The idea maker proposes ideas, the idea hater critiques them and the maker refines them, n_reviews times; returns the ideas ranked, each with its critique.",
-          idea_generation.IdeaGenerationParams, idea_generation.run),
+          p.IdeaGenerationParams, "phases.idea_generation:run", title="Idea generation phase",
+          guide="Generate ideas: idea_maker proposes n_ideas, idea_hater critiques them and idea_maker refines them, n_reviews times. "
+                "Returns the ideas ranked, each with its critique, in result."),
     Phase("hitl_planning", "Planning with a human: each plan is put to a human who approves it, asks for a revision (with feedback) or rejects it.",
-          hitl.HitlPlanningParams, hitl.run_planning, interactive=True),
+          p.HitlPlanningParams, "phases.hitl:run_planning", interactive=True, title="Planning with human approval",
+          guide="Planning with a human in the loop: each plan is put to you to approve, revise (with feedback) or reject; the session "
+                "waits (status waiting_input) until you answer through the client's elicitation, resolve_approval or "
+                "continue_copilot(message=<decision>)."),
     Phase("hitl_control", "Control with a human approving steps (before_step, after_step, both or on_error): approve, revise, retry, skip or abort.",
-          hitl.HitlControlParams, hitl.run_control, interactive=True, check=control.check_params),
+          p.HitlControlParams, "phases.hitl:run_control", interactive=True, check="phases.control:check_params", title="Control with human approval",
+          session="required", runs_code=_engineer_in_plan,
+          guide="Execute a session's plan with a human approving steps (before_step, after_step, both, or on_error only): at each gate "
+                "the session waits for your decision - approve, revise, retry, skip or abort."),
     Phase("hitl_checkpoint", "A standalone approval gate: the session waits until a human picks one of the options.",
-          hitl.HitlCheckpointParams, hitl.run_checkpoint, interactive=True),
+          p.HitlCheckpointParams, "phases.hitl:run_checkpoint", interactive=True, title="Approval checkpoint",
+          guide="A standalone approval gate: the session waits until a human picks one of the options (default approve or reject); the "
+                "decision is recorded in its transcript and returned in result."),
     Phase("copilot", "One routed pass: simple tasks go to one agent (one_shot), complex ones to planning then control, requests for ideas to idea_generation, vague ones to a clarifying question.",
-          copilot.CopilotParams, copilot.run, interactive=True),
-]}
+          p.CopilotParams, "phases.copilot:run", interactive=True, title="One routed pass", runs_code=True,
+          guide="One routed pass over a task: a simple task goes to one agent (one-shot), a complex one is planned and its steps executed, "
+                "a request for ideas goes to idea generation, and a vague one gets a clarifying question."),
+]:
+    register_phase(_phase)
 
 
 def get_phase(name: str) -> Phase:

@@ -76,8 +76,7 @@ async def run_phase(engine: Any, name: str, params: Mapping[str, Any] | BaseMode
     phase = get_phase(name)
     values = phase.validate(params)
     if session_id is None:
-        if phase.check is not None:
-            phase.check({}, values)
+        phase.check_params({}, values)
         record = await engine.create(task_of(phase, values), kind=f"phase:{name}", principal=principal, grants=grants)
         return await drive(engine, record, phase, new_run(record, phase, values), on_update)
     record = await engine.get(session_id, principal)
@@ -86,8 +85,7 @@ async def run_phase(engine: Any, name: str, params: Mapping[str, Any] | BaseMode
                              "answer it with resolve_approval first")
     if record.status == "cancelled":
         raise UserInputError(f"session {session_id} was cancelled; run the phase without session_id to start a new session")
-    if phase.check is not None:
-        phase.check(record.meta, values)
+    phase.check_params(record.meta, values)
     run = last_run(record)
     if not (run and run["name"] == name and resumable(run) and run["params"] == values.model_dump(mode="json")):
         run = new_run(record, phase, values)

@@ -63,15 +63,7 @@ class PhaseWork:
 
 def may_run_code(phase: str, params: Mapping[str, Any], state: Mapping[str, Any]) -> bool:
     """Whether running ``phase`` with ``params`` in a session with ``state`` (its meta) may execute code."""
-    if phase == "one_shot":
-        return (params.get("agent") or "engineer") == "engineer"
-    if phase in ("control", "hitl_control"):
-        plan = params.get("plan") or state.get("plan")
-        if isinstance(plan, BaseModel):
-            plan = plan.model_dump()
-        steps = (plan or {}).get("steps") or []
-        return any((s.get("agent") if isinstance(s, Mapping) else getattr(s, "agent", None)) == "engineer" for s in steps)
-    return phase == "copilot"  # routes simple tasks to one_shot, which may pick the engineer
+    return get_phase(phase).may_run_code(params, state)
 
 
 def check_phase(grants: Grants | None, phase: str, params: Mapping[str, Any], state: Mapping[str, Any]) -> None:
@@ -96,8 +88,7 @@ async def open_phase(engine: "Engine", name: str, args: Mapping[str, Any], *, se
     phase = get_phase(name)
     params = phase.validate({k: v for k, v in args.items() if v is not None})
     if session_id is None:
-        if phase.check is not None:
-            phase.check({}, params)
+        phase.check_params({}, params)
         check_phase(engine.grants_for(origin, sampling=sampling), name, params.model_dump(), {})
         record = await engine.create(task_of(phase, params), kind=f"{WORK_KIND}:{name}", principal=principal, origin=origin, sampling=sampling)
     else:
