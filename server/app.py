@@ -15,40 +15,26 @@ import mcp_types as types
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.tools import Tool
+from phases.registry import PHASES
 
 from .arguments import LazyArguments, arguments_model, arguments_schema
 from .edge import ArgumentCheck, tool_edge
 from .interaction import Call
 from .notify import PrincipalBus
-from .phases import PHASE_TOOLS
+from .phases import phase_tool
 from .render import summary
 from .resources import register_resources
 from .schemas import (
     DEFAULT_WAIT_SECONDS,
-    Agent,
     ApprovalId,
-    ApprovalMode,
-    CheckpointMessage,
-    CheckpointOptions,
-    CheckpointType,
     Decision,
     Feedback,
-    MaxAttempts,
-    MaxIterations,
-    MaxPlanSteps,
-    MaxQuestions,
     MaxRounds,
     Message,
-    NIdeas,
-    NReviews,
     OptMaxRounds,
     OptSessionId,
-    PhaseSessionId,
-    Plan,
-    PlanArg,
     SessionId,
     SessionResult,
-    Step,
     Task,
     WaitSeconds,
     flat_schema,
@@ -158,80 +144,8 @@ def build_server(settings: Any = None, *, models: Any = None, service: SwarmServ
 
     # ---- phases ---------------------------------------------------------------------------------
 
-    from .phases import run_phase
-
-    def phase(tool_name: str, ctx: Context, wait: int, **args: Any) -> Awaitable[Any]:
-        if isinstance(args.get("plan"), PlanArg):
-            args["plan"] = args["plan"].model_dump()
-        return session_call(ctx, wait, lambda call: run_phase(service, call, PHASE_TOOLS[tool_name], dict(args), wait))
-
-    @tool("invoke_planning_phase", "Planning phase")
-    async def invoke_planning_phase(ctx: Context, task: Task, max_plan_steps: MaxPlanSteps = 3, n_plan_reviews: NReviews = 1,
-                                    session_id: PhaseSessionId = None, wait_seconds: WaitSeconds = DEFAULT_WAIT_SECONDS) -> ToolOut:
-        """Plan a task: the planner drafts a plan of at most max_plan_steps steps (each with its sub-task, agent and
-        deliverables) and the plan_reviewer critiques it n_plan_reviews times, the planner revising it each time.
-        Returns the structured plan in result.plan; it is also kept in the session for invoke_control_phase."""
-        return await phase("invoke_planning_phase", ctx, wait_seconds, task=task, max_plan_steps=max_plan_steps,
-                           n_plan_reviews=n_plan_reviews, session_id=session_id)
-
-    @tool("invoke_control_phase", "Control phase")
-    async def invoke_control_phase(ctx: Context, session_id: PhaseSessionId = None, plan: Plan = None, step: Step = None,
-                                   max_n_attempts: MaxAttempts = 3, wait_seconds: WaitSeconds = DEFAULT_WAIT_SECONDS) -> ToolOut:
-        """Execute a plan step by step, each step by its agent: the engineer's code runs sandboxed in the session's
-        work dir and is fixed and re-run on failure (max_n_attempts); the researcher writes text. Give the session_id
-        of a session with a plan (from invoke_planning_phase), or a plan; step runs a single step."""
-        return await phase("invoke_control_phase", ctx, wait_seconds, session_id=session_id, plan=plan, step=step, max_n_attempts=max_n_attempts)
-
-    @tool("invoke_one_shot_phase", "One-shot phase")
-    async def invoke_one_shot_phase(ctx: Context, task: Task, agent: Agent = "engineer", max_n_attempts: MaxAttempts = 3,
-                                    session_id: PhaseSessionId = None, wait_seconds: WaitSeconds = DEFAULT_WAIT_SECONDS) -> ToolOut:
-        """One agent does the task end to end: the engineer writes and runs code (sandboxed, retried on failure),
-        the researcher writes text. Returns its answer and what it produced in result."""
-        return await phase("invoke_one_shot_phase", ctx, wait_seconds, task=task, agent=agent, max_n_attempts=max_n_attempts, session_id=session_id)
-
-    @tool("invoke_hitl_planning_phase", "Planning with human approval")
-    async def invoke_hitl_planning_phase(ctx: Context, task: Task, max_plan_steps: MaxPlanSteps = 3, n_plan_reviews: NReviews = 1,
-                                         max_iterations: MaxIterations = 3, session_id: PhaseSessionId = None,
-                                         wait_seconds: WaitSeconds = DEFAULT_WAIT_SECONDS) -> ToolOut:
-        """Planning with a human in the loop: each plan is put to you to approve, revise (with feedback) or reject;
-        the session waits (status waiting_input) until you answer through the client's elicitation, resolve_approval
-        or continue_copilot(message=<decision>)."""
-        return await phase("invoke_hitl_planning_phase", ctx, wait_seconds, task=task, max_plan_steps=max_plan_steps,
-                           n_plan_reviews=n_plan_reviews, max_iterations=max_iterations, session_id=session_id)
-
-    @tool("invoke_hitl_control_phase", "Control with human approval")
-    async def invoke_hitl_control_phase(ctx: Context, session_id: SessionId, approval_mode: ApprovalMode = "before_step", plan: Plan = None,
-                                        step: Step = None, max_n_attempts: MaxAttempts = 3,
-                                        wait_seconds: WaitSeconds = DEFAULT_WAIT_SECONDS) -> ToolOut:
-        """Execute a session's plan with a human approving steps (before_step, after_step, both, or on_error only):
-        at each gate the session waits for your decision - approve, revise, retry, skip or abort."""
-        return await phase("invoke_hitl_control_phase", ctx, wait_seconds, session_id=session_id, approval_mode=approval_mode, plan=plan,
-                           step=step, max_n_attempts=max_n_attempts)
-
-    @tool("invoke_hitl_checkpoint_phase", "Approval checkpoint")
-    async def invoke_hitl_checkpoint_phase(ctx: Context, message: CheckpointMessage, checkpoint_type: CheckpointType = "review",
-                                           session_id: PhaseSessionId = None, options: CheckpointOptions = None,
-                                           wait_seconds: WaitSeconds = DEFAULT_WAIT_SECONDS) -> ToolOut:
-        """A standalone approval gate: the session waits until a human picks one of the options (default approve or
-        reject); the decision is recorded in its transcript and returned in result."""
-        return await phase("invoke_hitl_checkpoint_phase", ctx, wait_seconds, session_id=session_id, checkpoint_type=checkpoint_type,
-                           message=message, options=options)
-
-    @tool("invoke_idea_generation_phase", "Idea generation phase")
-    async def invoke_idea_generation_phase(ctx: Context, task: Task, n_ideas: NIdeas = 3, n_reviews: NReviews = 1,
-                                           session_id: PhaseSessionId = None, wait_seconds: WaitSeconds = DEFAULT_WAIT_SECONDS) -> ToolOut:
-        """Generate ideas: idea_maker proposes n_ideas, idea_hater critiques them and idea_maker refines them,
-        n_reviews times. Returns the ideas ranked, each with its critique, in result."""
-        return await phase("invoke_idea_generation_phase", ctx, wait_seconds, task=task, n_ideas=n_ideas, n_reviews=n_reviews, session_id=session_id)
-
-    @tool("invoke_copilot_phase", "One routed pass")
-    async def invoke_copilot_phase(ctx: Context, task: Task, max_plan_steps: MaxPlanSteps = 3, n_plan_reviews: NReviews = 1,
-                                   max_n_attempts: MaxAttempts = 3, n_ideas: NIdeas = 3, max_questions: MaxQuestions = 2,
-                                   session_id: PhaseSessionId = None, wait_seconds: WaitSeconds = DEFAULT_WAIT_SECONDS) -> ToolOut:
-        """One routed pass over a task: a simple task goes to one agent (one-shot), a complex one is planned and its
-        steps executed, a request for ideas goes to idea generation, and a vague one gets a clarifying question."""
-        return await phase("invoke_copilot_phase", ctx, wait_seconds, task=task, max_plan_steps=max_plan_steps, n_plan_reviews=n_plan_reviews,
-                           max_n_attempts=max_n_attempts, n_ideas=n_ideas, max_questions=max_questions, session_id=session_id)
+    for phase in PHASES.values():  # every registered phase, as invoke_<name>_phase
+        tool(phase.tool_name, phase.title or phase.name)(phase_tool(service, session_call, phase))
 
     mcp = MCPServer(name, title="swarm-mcp: a multi-agent swarm", version=_version(), instructions=INSTRUCTIONS,
                     lifespan=lambda _app: service.serving(), subscriptions=bus, tools=tools,

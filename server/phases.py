@@ -1,5 +1,6 @@
 """The phase tools' way into phases/ (imported on first use, never on the start-up path).
 
+Every registered phase is an MCP tool, ``invoke_<name>_phase``, generated from its registry entry (phase_tool).
 A phase tool runs the phase as a background run of its session, like copilot: in a new session, or in the
 ``session_id`` given (which supplies state such as the plan). The call follows it for ``wait_seconds``;
 approvals the phase stops at are asked through elicitation or returned as ``waiting_input``, and answered
@@ -8,19 +9,43 @@ through the engine (``resolve_approval``, ``continue_copilot``) like any session
 
 from __future__ import annotations
 
-from typing import Any
+import copy
+import inspect
+from typing import Annotated, Any, Awaitable, Callable
 
-PHASE_TOOLS: dict[str, str] = {
-    "invoke_planning_phase": "planning",
-    "invoke_control_phase": "control",
-    "invoke_one_shot_phase": "one_shot",
-    "invoke_hitl_planning_phase": "hitl_planning",
-    "invoke_hitl_control_phase": "hitl_control",
-    "invoke_hitl_checkpoint_phase": "hitl_checkpoint",
-    "invoke_idea_generation_phase": "idea_generation",
-    "invoke_copilot_phase": "copilot",
-}
-"""MCP tool name -> phase name."""
+from mcp.server.mcpserver import Context
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
+
+from .schemas import DEFAULT_WAIT_SECONDS, PhaseSessionId, SessionId, WaitSeconds
+
+def phase_tool(service: Any, session_call: Callable[..., Awaitable[Any]], phase: Any) -> Callable[..., Awaitable[Any]]:
+    """The MCP tool of ``phase`` (a phases.registry.Phase): its arguments are the phase's parameters, each with its
+    type, constraints and description, plus ``session_id`` (optional or required, as the phase says) and ``wait_seconds``."""
+
+    async def invoke(ctx: Any, **args: Any) -> Any:
+        wait = args.pop("wait_seconds", DEFAULT_WAIT_SECONDS)
+        given = {k: v.model_dump() if isinstance(v, BaseModel) else v for k, v in args.items()}
+        return await session_call(ctx, wait, lambda call: run_phase(service, call, phase.name, given, wait))
+
+    parameters = [inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Context)]
+    annotations: dict[str, Any] = {"ctx": Context, "return": Any}
+    for name, field in phase.params.model_fields.items():
+        declared = copy.copy(field)  # its constraints and description, without its default (that goes to the signature)
+        declared.default, declared.default_factory = PydanticUndefined, None
+        default = inspect.Parameter.empty if field.is_required() else field.get_default(call_default_factory=True)
+        parameters.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default))
+        annotations[name] = Annotated[field.annotation, declared]
+    required = phase.session == "required"
+    parameters.append(inspect.Parameter("session_id", inspect.Parameter.KEYWORD_ONLY, default=inspect.Parameter.empty if required else None))
+    annotations["session_id"] = SessionId if required else PhaseSessionId
+    parameters.append(inspect.Parameter("wait_seconds", inspect.Parameter.KEYWORD_ONLY, default=DEFAULT_WAIT_SECONDS))
+    annotations["wait_seconds"] = WaitSeconds
+    invoke.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    invoke.__annotations__ = annotations
+    invoke.__name__ = invoke.__qualname__ = phase.tool_name
+    invoke.__doc__ = phase.guide or phase.description
+    return invoke
 
 
 async def run_phase(service: Any, call: Any, phase_name: str, args: dict[str, Any], wait: float) -> Any:

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from swarm.errors import UserInputError
 
 from .notify import LEVELS
-from .phases import PHASE_TOOLS
+from phases.registry import PHASES
 from .principal import principal_of
 from .render import transcript_json, transcript_markdown, transcript_md_uri
 from .subscriptions import SubscriptionRules
@@ -96,7 +96,7 @@ def register_resources(mcp: Any, service: Any) -> None:
         for item in describe():
             if item["name"] == name:
                 return json.dumps(item, indent=2)
-        raise ResourceNotFoundError(f"unknown phase {name!r}; the phases are {', '.join(sorted(PHASE_TOOLS.values()))}")
+        raise ResourceNotFoundError(f"unknown phase {name!r}; the phases are {', '.join(sorted(PHASES))}")
 
     # ---- prompts --------------------------------------------------------------------------------
 
@@ -135,7 +135,7 @@ def register_resources(mcp: Any, service: Any) -> None:
             values = sorted(n for n in await agents() if n.startswith(prefix))
         elif arg.name in ("phase", "phase_name") or (arg.name == "name" and isinstance(ref, types.ResourceTemplateReference)
                                                      and ref.uri.startswith("swarm://phases/")):
-            values = sorted(p for p in PHASE_TOOLS.values() if p.startswith(prefix))
+            values = sorted(p for p in PHASES if p.startswith(prefix))
         elif arg.name == "agent":
             values = sorted(n for n in await agents() if n.startswith(prefix))
         return types.CompleteResult(completion=types.Completion(values=values[:100], total=len(values), has_more=len(values) > 100))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 Status = Literal["running", "paused", "waiting_input", "completed", "failed", "cancelled"]
 
@@ -37,40 +37,6 @@ Decision = Annotated[str, Field(min_length=1, max_length=20_000, description=(
     "One of pending_approval.options (e.g. approve, revise, reject). For a clarifying question (options ['answer']) "
     "pass 'answer' and put the answer in feedback, or pass the answer itself."))]
 Feedback = Annotated[str | None, Field(max_length=20_000, description="Free text for the decision: the answer to a question, or what to revise.")]
-Agent = Annotated[Literal["engineer", "researcher"], Field(description="Who does the task: engineer (writes and runs code) or researcher (writes text, runs none).")]
-MaxPlanSteps = Annotated[int, Field(ge=1, le=10, description="Most steps the plan may have (1 to 10).")]
-NReviews = Annotated[int, Field(ge=0, le=5, description="Review rounds (0 to 5): each is a critique followed by a revision.")]
-NIdeas = Annotated[int, Field(ge=1, le=10, description="How many ideas to produce and rank (1 to 10).")]
-MaxAttempts = Annotated[int, Field(ge=1, le=10, description="Attempts per step before it fails (1 to 10); failing code is fixed and run again.")]
-MaxIterations = Annotated[int, Field(ge=1, le=10, description="Most plans put to the human before the phase gives up (1 to 10).")]
-MaxQuestions = Annotated[int, Field(ge=0, le=5, description="Most clarifying questions before a vague task is attempted anyway (0 to 5).")]
-Step = Annotated[int | None, Field(ge=1, le=100, description="Run only this plan step (1-based); default: every step.")]
-ApprovalMode = Annotated[Literal["before_step", "after_step", "both", "on_error"], Field(description=(
-    "When a human approves: before each step, after each step, both, or only when a step fails (a failed step is always put to the human)."))]
-CheckpointType = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$", description="What the gate is for, as a lowercase word: review, plan, results, deploy ...")]
-CheckpointMessage = Annotated[str, Field(min_length=1, max_length=4000, description="What the human is asked at this gate.")]
-CheckpointOptions = Annotated[list[str] | None, Field(min_length=1, max_length=10, description=(
-    "The decisions allowed, as lowercase words (default: approve, reject); reject and abort end the phase as failed."))]
-
-
-class PlanStep(BaseModel):
-    """One step of a plan."""
-
-    model_config = ConfigDict(strict=True, extra="forbid")
-    sub_task: str = Field(min_length=1, description="What this step must do, self-contained.")
-    agent: Literal["engineer", "researcher"] = Field(description="Who does it: engineer (writes and runs code) or researcher (writes text).")
-    bullet_points: list[str] = Field(default_factory=list, description="Two or three things the step must deliver.")
-
-
-class PlanArg(BaseModel):
-    """A plan: its steps in order (what invoke_planning_phase returns as result.plan)."""
-
-    model_config = ConfigDict(strict=True, extra="forbid")
-    steps: list[PlanStep] = Field(min_length=1, description="The steps, in order.")
-
-
-Plan = Annotated[PlanArg | None, Field(description="The plan to execute; default: the plan kept in the session (from invoke_planning_phase).")]
-
 # ---- results -------------------------------------------------------------------------------------
 
 

@@ -27,7 +27,7 @@ from mcp_types import INVALID_PARAMS, INVALID_REQUEST
 from swarm.errors import UserInputError
 
 from .notify import MAX_SUBSCRIPTIONS, SubscriptionLimitError
-from .phases import PHASE_TOOLS
+from phases.registry import PHASES
 from .principal import principal_of
 
 MAX_URI_LENGTH = 512
@@ -67,9 +67,9 @@ class SubscriptionRules:
                                    data={"uri": uri})
                 return
             if match := _PHASE.fullmatch(uri):
-                if match["name"] not in PHASE_TOOLS.values():
+                if match["name"] not in PHASES:
                     raise MCPError(INVALID_PARAMS, f"unknown phase {match['name']!r}; the phases are "
-                                   f"{', '.join(sorted(PHASE_TOOLS.values()))}", data={"uri": uri})
+                                   f"{', '.join(sorted(PHASES))}", data={"uri": uri})
                 return
         shown = uri if len(uri) <= 100 else f"{uri[:100]}... ({len(uri)} characters)"
         raise MCPError(INVALID_PARAMS, f"cannot subscribe to {shown!r}: it names no swarm-mcp resource. The URIs you can "
