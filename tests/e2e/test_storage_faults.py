@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -26,19 +25,12 @@ import pytest
 
 from tests.e2e.http_harness import HttpServer, connect_http, serve_env, serve_process
 from tests.e2e.mcp_harness import data, text
+from tests.swarm.test_store_faults import LockHolder
 
 pytestmark = pytest.mark.anyio
 
 SCRIPT = [{"agent": "copilot_control", "text": "First answer."}, {"agent": "copilot_control", "text": "Second answer."}]
 ANSWER_WITHIN = 5.0
-HOLD_LOCK = """
-import sqlite3, sys
-conn = sqlite3.connect(sys.argv[1], isolation_level=None)
-conn.execute("BEGIN EXCLUSIVE")
-print("locked", flush=True)
-sys.stdin.read()  # until the test closes our stdin
-conn.execute("ROLLBACK")
-"""
 
 
 async def health(server: HttpServer) -> tuple[int, dict[str, Any]]:
@@ -107,9 +99,8 @@ async def test_a_database_locked_by_another_process(tmp_path: Path) -> None:
     with anyio.fail_after(120):
         async with serve_process(tmp_path, env) as server:
             sid, before = await first_session(server)
-            holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(db)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            holder = LockHolder(db)
             try:
-                assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
                 status, body = await health(server)
                 assert status == 503 and body["store"]["cause"] == "locked" and body["store"]["path"] == str(db), body
                 result, elapsed = await timed_call(server, "copilot", {"task": "Answer the second question"})
@@ -117,20 +108,15 @@ async def test_a_database_locked_by_another_process(tmp_path: Path) -> None:
                 assert elapsed < ANSWER_WITHIN, elapsed
                 print(f"locked: answered in {elapsed:.2f} s")
             finally:
-                assert holder.stdin is not None
-                holder.stdin.close()
-                holder.wait(10)
+                holder.release()
             await works_again(server, sid, before)
             system = db.parent / "dbos.sqlite"  # DBOS's system database, beside the store
-            holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(system)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            holder = LockHolder(system)
             try:
-                assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
                 body = await until_health(server, 503, within=5)  # the answer from before the lock is kept two seconds
                 assert body["store"]["cause"] == "locked" and body["store"]["path"] == str(system), body
             finally:
-                assert holder.stdin is not None
-                holder.stdin.close()
-                holder.wait(10)
+                holder.release()
             await until_healthy(server)
 
 
