@@ -249,14 +249,13 @@ class SwarmService:
     async def resolve(self, call: Call, session_id: str, approval_id: str, decision: str, feedback: str | None, wait: float) -> Outcome:
         engine = await self.engine()
         record = await engine.admit(session_id, call.principal, call.origin)
-        engine.check_answer(record, approval_id, decision, feedback)
         await self.answer(call, record, approval_id, decision, feedback)
         return await self.follow(call, session_id, wait)
 
     async def answer(self, call: Call, record: Any, approval_id: str, decision: str, feedback: str | None) -> None:
-        """Answer a pending approval (checked by the engine): the session goes on with the decision."""
+        """Answer a pending approval: the session goes on with the decision (a refusal - no such approval, a decision it
+        does not allow - is raised by the engine before anything runs, and reaches the caller from ``start``)."""
         engine = await self.engine()
-        engine.check_answer(record, approval_id, decision, feedback)
         await self.start(call, record.id, lambda on_update, local: engine.answer(
             record.id, approval_id, decision, feedback, principal=call.principal, on_update=on_update, local=local))
 
