@@ -35,8 +35,6 @@ from .models import PhaseResult
 from .registry import Phase, get_phase
 
 log = logging.getLogger("phases.runner")
-ACTIVE = "phases.active"
-"""engine.services key: ids of sessions a phase is running in this process."""
 SANDBOX = "phases.sandbox"
 """engine.services key: an optional swarm.sandbox.SandboxConfig for the code phases run (default limits otherwise)."""
 TOOL_RESULT_CHARS = 6000
@@ -151,8 +149,7 @@ async def drive(engine: Any, record: SessionRecord, phase: Phase, run: dict[str,
     resumes it by itself, replaying its journal. Inside a workflow (a phase called as a swarm tool)
     it plays inline, as part of that workflow.
     """
-    active: set[str] = engine.services.setdefault(ACTIVE, set())
-    if record.id in active or record.id in engine.runner.active:
+    if engine.live.executes(record.id):
         raise UserInputError(f"session {record.id} is already running; wait for it to finish")
     durable = getattr(engine, "durable", None)
     if durable is not None:
@@ -188,10 +185,11 @@ async def play_last(engine: Any, session_id: str) -> str:
 
 
 async def _play(engine: Any, record: SessionRecord, phase: Phase, run: dict[str, Any]) -> PhaseResult:
-    active: set[str] = engine.services.setdefault(ACTIVE, set())
-    if record.id in active:
-        raise UserInputError(f"session {record.id} is already running; wait for it to finish")
-    active.add(record.id)
+    with engine.live.execute(record.id):
+        return await _play_here(engine, record, phase, run)
+
+
+async def _play_here(engine: Any, record: SessionRecord, phase: Phase, run: dict[str, Any]) -> PhaseResult:
     grants_token = current_grants.set(record.grants)
     try:
         journal = await CallJournal.load(engine.store, journal_id(record.id, run["id"]))
@@ -231,7 +229,6 @@ async def _play(engine: Any, record: SessionRecord, phase: Phase, run: dict[str,
             extra.append(Event(type="error", round=record.total_rounds, content={"error": run["error"], "kind": type(root).__name__, "phase": phase.name}))
         await _save(engine, record, run, pctx, extra)
     finally:
-        active.discard(record.id)
         current_grants.reset(grants_token)
     return result_of(record, run, phase.name)
 

@@ -120,13 +120,10 @@ class DurableRuns:
         self.heartbeats = Heartbeats(self.store)
         self.executor_id = ""
         self.queue: Any = None
-        self.attached: dict[str, _Relay] = {}
-        """Callers in this process following a session: its rounds reach them as they commit."""
-        self.executing: dict[str, asyncio.Task[Any]] = {}
-        """Legs whose workflow runs in this process."""
+        self.live = engine.live
+        """The process's live sessions: callers here following a run (its rounds reach them as they commit), the
+        workflows executing here."""
         self._sweeper: asyncio.Task[None] | None = None
-        self._ended: dict[str, asyncio.Event] = {}
-        """Set when a leg executing here ends (its caller need not poll DBOS for the outcome)."""
 
     # ---- lifecycle ------------------------------------------------------------------------------
 
@@ -223,7 +220,7 @@ class DurableRuns:
                   principal: str | None = None, on_update: OnUpdate | None = None, local: bool = False) -> SessionRecord:
         """Start (or continue) a session as a workflow and follow it to its end (``local``: run it in this process)."""
         record = await self.store.get_session(session_id, principal)
-        if session_id in self.attached or await self.is_live(session_id, record):
+        if self.live.relay(session_id) is not None or await self.is_live(session_id, record):
             if message:  # the session takes it when its current rounds end
                 await self.send_input(session_id, message, max_rounds)
             elif max_rounds is not None:
@@ -231,14 +228,10 @@ class DurableRuns:
                                      "message, or once the session stops")
             return await self.watch(session_id, on_update)  # running here, elsewhere, or awaiting recovery: follow it
         relay = _Relay(on_update) if on_update is not None else None
-        if relay is not None:
-            self.attached[session_id] = relay
-        try:
+        with self.live.watch(session_id, relay):
             record = await self.runner.prepare(session_id, message=message, max_rounds=max_rounds, principal=principal, on_update=relay)
             handle = await self._enqueue(record, local=local)
             await self._follow(session_id, handle, relay)
-        finally:
-            self.attached.pop(session_id, None)
         return await self.store.get_session(session_id)
 
     async def _enqueue(self, record: SessionRecord, local: bool = False) -> Any:
@@ -259,16 +252,20 @@ class DurableRuns:
 
     async def _follow(self, session_id: str, handle: Any, relay: _Relay | None) -> None:
         """Wait for the workflow; relay the progress of a run on another replica from the store."""
+        with self.live.watch(session_id) as entry:
+            await self._wait(session_id, handle, relay, entry.ended)
+
+    async def _wait(self, session_id: str, handle: Any, relay: _Relay | None, ended_here: asyncio.Event) -> None:
         result = asyncio.ensure_future(handle.get_result(polling_interval_sec=POLL_SECONDS))
         if relay is not None and relay.seen == 0:
             relay.seen = (await self.store.get_session(session_id)).last_seq
-        ended = asyncio.ensure_future(self._ended.setdefault(session_id, asyncio.Event()).wait())
+        ended = asyncio.ensure_future(ended_here.wait())
         try:
             while True:
                 done, _ = await asyncio.wait({result, ended}, timeout=POLL_SECONDS)
                 if ended in done and not result.done():  # the leg ended here: no need to poll DBOS for its outcome
                     return
-                if relay is not None and session_id not in self.executing:
+                if relay is not None and not self.live.executes(session_id):
                     record = await self.store.get_session(session_id)
                     if record.last_seq > relay.seen:  # written by another replica (what ran here was delivered)
                         await relay(record, await self.store.events(session_id, relay.seen))
@@ -280,9 +277,9 @@ class DurableRuns:
                     return
         except asyncio.CancelledError:
             result.cancel()
-            task = self.executing.get(session_id)
-            if task is not None:  # the caller went away: stop the run here (recorded paused, resumable)
-                task.cancel()
+            execution = self.live.execution(session_id)
+            if execution is not None and execution.task is not None:  # the caller went away: stop the run here (recorded paused, resumable)
+                execution.task.cancel()
             raise
         finally:
             ended.cancel()
@@ -291,11 +288,10 @@ class DurableRuns:
 
     async def execute(self, session_id: str, leg: int) -> dict[str, Any]:
         """The body of ``swarm.session_leg``, in this process: the leg, then the legs opened by input sent to it."""
-        self._begin(session_id)
         taken: list[str] = []
-        try:
+        with self.live.execute(session_id):
             await DBOS.set_event_async("status", "running")
-            record = await self.runner.run_leg(session_id, leg, on_update=self.attached.get(session_id), round_step=self._round_step)
+            record = await self.runner.run_leg(session_id, leg, on_update=self.live.relay(session_id), round_step=self._round_step)
             while record.status in TAKES_INPUT:
                 given = await DBOS.recv_async(INPUT, timeout_seconds=0)
                 if given is None:
@@ -304,19 +300,17 @@ class DurableRuns:
                 opened = await DBOS.run_step_async({"name": "take-input"}, self._opener(session_id, given, DBOS.workflow_id))
                 if opened is not None:
                     await DBOS.set_event_async("status", "running")
-                    record = await self.runner.run_leg(session_id, opened, on_update=self.attached.get(session_id), round_step=self._round_step)
+                    record = await self.runner.run_leg(session_id, opened, on_update=self.live.relay(session_id), round_step=self._round_step)
             if record.status != "cancelled":  # a cancelled workflow takes no more steps
                 await DBOS.set_event_async("status", record.status)
             return {"status": record.status, "taken": taken}
-        finally:
-            self._end(session_id)
 
     def _opener(self, session_id: str, given: dict[str, Any], workflow: str | None) -> Callable[[], Awaitable[int | None]]:
         """A step that opens the leg ``given`` starts (run by ``workflow``, or by its own); None if the session refuses it."""
         async def open_leg() -> int | None:
             try:
                 record = await self.runner.prepare(session_id, message=given["message"], max_rounds=given.get("max_rounds"),
-                                                   on_update=self.attached.get(session_id), workflow=workflow, input_id=given["id"])
+                                                   on_update=self.live.relay(session_id), workflow=workflow, input_id=given["id"])
                 return len(record.legs) - 1
             except UserInputError as exc:  # the session was cancelled meanwhile, ...
                 log.warning("input %s for session %s was not taken: %s", given["id"], session_id, exc)
@@ -392,22 +386,12 @@ class DurableRuns:
         work = self.engine.tools.works.get(kind)
         if work is None:
             raise RuntimeError(f"no session work of kind {kind!r}: this engine's tools bring none (build it with phases.phase_tool_registry())")
-        self._begin(session_id)
         token = current_session.set(session_id)
         try:
-            return await work.play(self.engine, session_id)
+            with self.live.execute(session_id):
+                return await work.play(self.engine, session_id)
         finally:
             current_session.reset(token)
-            self._end(session_id)
-
-    def _begin(self, session_id: str) -> None:
-        self.executing[session_id] = asyncio.current_task()  # type: ignore[assignment]
-
-    def _end(self, session_id: str) -> None:
-        self.executing.pop(session_id, None)
-        ended = self._ended.pop(session_id, None)
-        if ended is not None:
-            ended.set()
 
     async def _round_step(self, round_no: int, commit: Callable[[], Awaitable[None]]) -> None:
         try:

@@ -49,9 +49,10 @@ class Engine:
         """The kinds of work sessions do (swarm/work.py): the swarm's copilot legs, and what the tools bring (phase runs)."""
         self.store = store or SqlStore(settings.db_url)
         self.services: dict[str, Any] = {"engine": self}
-        self.runner = SessionRunner(settings, self.store, self.agents, self.router, self.models, self.tools, self.services)
         self.live = live if live is not None else LiveRuns()
-        """The live runs of sessions in this process (swarm/live.py): callers start and follow runs through it."""
+        """The sessions live in this process (swarm/live.py), its one registry of live runs: callers start and follow runs
+        through it, and the work of a session registers there while it executes here."""
+        self.runner = SessionRunner(settings, self.store, self.agents, self.router, self.models, self.tools, self.services, self.live)
         self.durable: Any = None
         """swarm.durable.DurableRuns when settings.durable: sessions run as DBOS workflows."""
 
@@ -176,9 +177,7 @@ class Engine:
 
     def executes_here(self, session_id: str) -> bool:
         """Whether this process executes the session's work right now."""
-        if session_id in self.runner.active or session_id in self.services.get("phases.active", ()):
-            return True
-        return self.durable is not None and session_id in self.durable.executing
+        return self.live.executes(session_id)
 
     @property
     def shares_store(self) -> bool:
@@ -187,8 +186,7 @@ class Engine:
 
     async def changes(self, since: Any) -> list[tuple[str, str, int, str]]:
         """``(session_id, principal, last_seq, status)`` of sessions written since ``since`` and not followed here."""
-        attached = self.durable.attached if self.durable is not None else {}
-        return [row for row in await self.store.changed_since(since) if row[0] not in attached]
+        return [row for row in await self.store.changed_since(since) if self.live.relay(row[0]) is None]
 
     async def cancel_session(self, session_id: str, principal: str | None = None, *, grace: float = 2.0) -> tuple[SessionRecord, CancelOutcome]:
         """Cancel a session wherever it runs and record it ``cancelled``; say how it went (see ``CancelOutcome``).

@@ -18,6 +18,12 @@ the team then stops with an error, the runner saves the session, and we record i
 ``cancelled`` for cancel_session). ``Task.cancel()`` remains the last resort after a grace period
 (a tool that runs long ignores interrupts until it returns).
 
+This is the process's one registry of live sessions (``Engine.live``): by session id, the caller's run
+that follows the session (``LiveRun.task``), what *executes* its work here (``LiveRun.execution``: a copilot
+leg or a phase run, in the caller's task or in a durable workflow's task; with what stops it at its next
+round) and the callers watching a durable run through the store (``watch``). A session executing on
+another replica has no execution here; a recovered workflow executes here with no caller.
+
 A run may also wait on its *client*: with the ``sampling`` backend on a 2026-07-28 connection, a
 model call becomes a ``ClientRequest`` that a follower hands to the client (as an
 ``InputRequiredResult``) and whose answer comes back on the retried call.
@@ -30,11 +36,11 @@ import contextvars
 import itertools
 import logging
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Iterator
 
 from swarm.errors import ProviderError, UserInputError
-from swarm.scope import current_session
 
 log = logging.getLogger("swarm.live")
 
@@ -42,20 +48,13 @@ HEARTBEAT = 10.0
 """Default seconds between progress reports while nothing happens (MCP clients drop silent calls)."""
 
 current_run: contextvars.ContextVar["LiveRun | None"] = contextvars.ContextVar("swarm_live_run", default=None)
-"""The run whose task is current (read by model sources: its caller's sampling channel, its interrupt)."""
-
-_by_session: dict[str, "LiveRun"] = {}
-"""Every live run in this process by session id: a durable run's leg executes in a task DBOS starts,
-which does not inherit ``current_run``; it finds its run through ``swarm.session.current_session``."""
+"""The run whose task is current (read by model sources: its caller's sampling channel, its interrupt). A durable
+workflow's task does not inherit it: ``LiveRuns.execute`` sets it there to the run of the caller following the session."""
 
 
 def active_run() -> "LiveRun | None":
-    """The run the current task works for (its own, or the one whose session leg it executes)."""
-    run = current_run.get()
-    if run is None:
-        sid = current_session.get()
-        run = _by_session.get(sid) if sid is not None else None
-    return run
+    """The run the current task works for (its own, or that of the caller following the session it executes)."""
+    return current_run.get()
 
 
 PAUSED_BY_CALLER = "the call that was following the session was cancelled"
@@ -73,12 +72,23 @@ class ClientRequest:
 
 
 @dataclass
+class Execution:
+    """The session's work executing in this process: its task, and what stops it at its next round."""
+
+    task: asyncio.Task[Any] | None
+    control: Any = None
+    """What stops the work at its next round (swarm.team.RoundControl for a copilot leg); None: it has no rounds to stop at."""
+
+
+@dataclass
 class LiveRun:
-    """One live run of a session (a start, a continue, or an answer)."""
+    """A session live in this process: the run of a caller following it (a start, a continue, or an answer), what
+    executes its work here, and who watches it."""
 
     session_id: str
     principal: str
     task: asyncio.Task[Any] | None = None
+    """The caller's run (None: nobody here follows the session; its work executes here for a recovered workflow)."""
     record: Any = None
     channel: Any = None
     """The run's sampling channel (None: the client offers no sampling)."""
@@ -91,6 +101,22 @@ class LiveRun:
     requests: dict[str, ClientRequest] = field(default_factory=dict)
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
     _started: asyncio.Event = field(default_factory=asyncio.Event)
+    execution: Execution | None = None
+    """The session's work executing in this process (None: not here; it may run on a replica)."""
+    relay: Any = None
+    """The on_update of a caller following a durable run: the rounds executed here reach it as they commit."""
+    watchers: int = 0
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when an execution of the session here ends (a watcher need not ask DBOS how it went)."""
+
+    @property
+    def following(self) -> bool:
+        """Whether a caller's run follows the session now."""
+        return self.task is not None and not self.task.done()
+
+    def carry(self, older: "LiveRun") -> None:
+        """Take over what ``older`` (an ended caller's run) holds of the session beyond the caller: execution, watchers."""
+        self.execution, self.relay, self.watchers, self.ended = older.execution, older.relay, older.watchers, older.ended
 
     @property
     def done(self) -> bool:
@@ -161,17 +187,99 @@ Go = Callable[[Callable[[Any, list[Any]], Awaitable[None]], bool], Awaitable[Any
 
 
 class LiveRuns:
-    """The live runs of this process, by session id."""
+    """The sessions live in this process, by session id: the process's one registry of live runs."""
 
     def __init__(self, on_update: OnUpdate | None = None) -> None:
         self._runs: dict[str, LiveRun] = {}
         self._on_update = on_update
 
     def get(self, session_id: str) -> LiveRun | None:
-        return self._runs.get(session_id)
+        """The run of the last caller that followed the session here (check ``done``); None: no caller here."""
+        run = self._runs.get(session_id)
+        return run if run is not None and run.task is not None else None
 
     def __len__(self) -> int:
+        """How many sessions are live here (followed, executing or watched)."""
         return len(self._runs)
+
+    # ---- what executes here, and who watches --------------------------------------------------------
+
+    def executes(self, session_id: str) -> bool:
+        """Whether the session's work executes in this process now."""
+        run = self._runs.get(session_id)
+        return run is not None and run.execution is not None
+
+    def busy(self, session_id: str) -> bool:
+        """Whether the session's work executes in this process, in a task other than the current one."""
+        run = self._runs.get(session_id)
+        return run is not None and run.execution is not None and run.execution.task is not asyncio.current_task()
+
+    def execution(self, session_id: str) -> Execution | None:
+        run = self._runs.get(session_id)
+        return run.execution if run is not None else None
+
+    def relay(self, session_id: str) -> Any:
+        """The on_update of the caller here following the session's durable run (None: none)."""
+        run = self._runs.get(session_id)
+        return run.relay if run is not None else None
+
+    def _entry(self, session_id: str) -> LiveRun:
+        run = self._runs.get(session_id)
+        if run is None:
+            run = self._runs[session_id] = LiveRun(session_id=session_id, principal="")
+        return run
+
+    def _release(self, session_id: str) -> None:
+        run = self._runs.get(session_id)
+        if run is not None and not run.following and run.execution is None and run.relay is None and run.watchers == 0:
+            del self._runs[session_id]
+
+    @contextmanager
+    def execute(self, session_id: str, control: Any = None) -> Iterator[LiveRun]:
+        """Register the current task as executing the session's work (re-entrant within that task: a durable
+        workflow's body, then the leg it plays, with ``control``). A UserInputError if another task executes it."""
+        run = self._entry(session_id)
+        me = asyncio.current_task()
+        outer = run.execution
+        if outer is not None and outer.task is not me:
+            raise UserInputError(f"session {session_id} is already running; wait for it to finish")
+        execution = outer or Execution(me)
+        run.execution, before = execution, execution.control
+        if control is not None:
+            execution.control = control
+        token = current_run.set(run) if run.following and current_run.get() is not run else None
+        try:
+            yield run
+        finally:
+            execution.control = before
+            if token is not None:
+                current_run.reset(token)
+            if outer is None:
+                now = self._runs.get(session_id)
+                if now is not None and now.execution is execution:
+                    now.execution = None
+                    now.ended.set()
+                    now.ended = asyncio.Event()
+                self._release(session_id)
+
+    @contextmanager
+    def watch(self, session_id: str, relay: Any = None) -> Iterator[LiveRun]:
+        """Keep the session's entry while a caller here waits for its durable run; with ``relay``, the rounds
+        executed here reach that caller as they commit."""
+        run = self._entry(session_id)
+        run.watchers += 1
+        previous = run.relay
+        if relay is not None:
+            run.relay = relay
+        try:
+            yield run
+        finally:
+            now = self._runs.get(session_id)
+            if now is not None:
+                now.watchers -= 1
+                if relay is not None and now.relay is relay:
+                    now.relay = previous
+            self._release(session_id)
 
     async def start(self, engine: Any, session_id: str, *, principal: str, go: Go | None = None,
                     channel: Callable[[LiveRun], Any] | None = None) -> LiveRun:
@@ -181,16 +289,17 @@ class LiveRuns:
         Raises what the engine refuses before anything runs (unknown id, a cancelled session, a bad answer ...).
         """
         previous = self._runs.get(session_id)
-        if previous is not None and not previous.done:  # (a run that has just ended may not be unregistered yet)
+        if previous is not None and previous.following:
             raise UserInputError(f"session {session_id} is already running; wait for it with continue_copilot(session_id='{session_id}') "
                                  "(no message) or stop it with cancel_session")
         run = LiveRun(session_id=session_id, principal=principal)
+        if previous is not None:
+            run.carry(previous)
         run.channel = channel(run) if channel is not None else None
         context = contextvars.copy_context()
         context.run(current_run.set, run)
         run.task = asyncio.create_task(self._drive(engine, run, go), name=f"run-{session_id}", context=context)
         self._runs[session_id] = run
-        _by_session[session_id] = run
         run.task.add_done_callback(lambda _t: self._finished(run))
         started = asyncio.ensure_future(run._started.wait())
         try:
@@ -241,9 +350,7 @@ class LiveRuns:
 
     def _finished(self, run: LiveRun) -> None:
         if self._runs.get(run.session_id) is run:
-            del self._runs[run.session_id]
-        if _by_session.get(run.session_id) is run:
-            del _by_session[run.session_id]
+            self._release(run.session_id)
         for pending in list(run.requests.values()):
             if not pending.future.done():
                 pending.future.cancel()
@@ -305,6 +412,6 @@ class LiveRuns:
 
     async def shutdown(self, grace: float = 5.0) -> None:
         """Interrupt every run (each is recorded ``paused``) and wait for them to end."""
-        runs = [r for r in self._runs.values() if not r.done]
+        runs = [r for r in self._runs.values() if r.following]
         if runs:
             await asyncio.gather(*(self.stop(r, "pause", grace, "the server shut down") for r in runs))

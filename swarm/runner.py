@@ -27,6 +27,7 @@ from .config import Settings
 from .errors import ConfigError, ProviderError, SessionCancelled, SessionInterrupted, SwarmError, UserInputError
 from .events import Event, Usage, events_from_message
 from .journal import CallJournal, JournaledModelClient, JournaledTool
+from .live import LiveRuns
 from .manifest import AgentManifest
 from .router import OfflineRouter
 from .scope import current_grants, current_session
@@ -90,7 +91,7 @@ class SessionRunner:
     """Runs sessions of the copilot swarm against a store."""
 
     def __init__(self, settings: Settings, store: Store, agents: Mapping[str, AgentManifest], router: OfflineRouter,
-                 models: ModelSource, tools: ToolRegistry, services: dict[str, Any] | None = None) -> None:
+                 models: ModelSource, tools: ToolRegistry, services: dict[str, Any] | None = None, live: LiveRuns | None = None) -> None:
         self.settings = settings
         self.store = store
         self.agents = agents
@@ -98,20 +99,21 @@ class SessionRunner:
         self.models = models
         self.tools = tools
         self.services = services or {}
-        self.active: dict[str, RoundControl] = {}
+        self.live = live if live is not None else LiveRuns()
+        """The process's live sessions (the engine's): a leg registers there while it executes, with its RoundControl."""
 
     def cancel(self, session_id: str) -> bool:
-        """Ask a running session to stop after its current round; False if it is not running here."""
-        control = self.active.get(session_id)
-        if control is None:
+        """Ask a running leg to stop after its current round; False if no leg of the session executes here."""
+        execution = self.live.execution(session_id)
+        if execution is None or not isinstance(execution.control, RoundControl):
             return False
-        control.cancel = True
+        execution.control.cancel = True
         return True
 
     async def run(self, session_id: str, *, message: str | None = None, max_rounds: int | None = None,
                   principal: str | None = None, on_update: OnUpdate | None = None) -> SessionRecord:
         """Open a leg and run it here, in this task (no durable workflow around it)."""
-        if session_id in self.active:
+        if self.live.executes(session_id):
             raise UserInputError(f"session {session_id} is already running; wait for it or cancel it first")
         record = await self.prepare(session_id, message=message, max_rounds=max_rounds, principal=principal, on_update=on_update)
         return await self.run_leg(session_id, len(record.legs) - 1, on_update=on_update)
@@ -148,15 +150,19 @@ class SessionRunner:
         workflow step); ``commit`` writes the round, and is a no-op for a round already written.
         """
         record = await self.store.get_session(session_id)
-        if record.status != "running" or leg_index != len(record.legs) - 1 or session_id in self.active:
+        if record.status != "running" or leg_index != len(record.legs) - 1 or self.live.busy(session_id):
             return record
+        control = RoundControl(self.agents)
+        with self.live.execute(session_id, control):
+            return await self._play_leg(record, control, round_step, on_update)
+
+    async def _play_leg(self, record: SessionRecord, control: RoundControl, round_step: RoundStep | None, on_update: OnUpdate | None) -> SessionRecord:
+        session_id = record.id
         token, grants_token = current_session.set(session_id), current_grants.set(record.grants)
         journal = await CallJournal.load(self.store, session_id)
-        control = RoundControl(self.agents)
         ctx = self._context(record)
         ctx.journal = journal
         entry = record.meta.get("entry", ROUTER_AGENT)
-        self.active[session_id] = control
         committed, round_no = record.total_rounds, 0
         cancelled: SessionCancelled | None = None
         try:
@@ -224,7 +230,6 @@ class SessionRunner:
                           transition(record, Failed(error))]
             await self._save(record, [*ctx_events(ctx), *ending], on_update)
         finally:
-            self.active.pop(session_id, None)
             current_session.reset(token)
             current_grants.reset(grants_token)
         return record
