@@ -159,8 +159,7 @@ async def drive(engine: Any, record: SessionRecord, phase: Phase, run: dict[str,
             run["drives"] = run.get("drives", 0) + 1
             run["workflow"] = f"{record.id}.{run['id']}.{run['drives']}"
             await _start(engine, record, phase, run, on_update)
-            await durable.run_work(WORK_KIND, record.id, run["workflow"], local=True)
-            record = await engine.get(record.id)
+            record = await durable.play(WORK_KIND, record.id, run["workflow"], local=True)
             return result_of(record, last_run(record), phase.name)
     await _start(engine, record, phase, run, on_update)
     return await _play(engine, record, phase, run)
@@ -174,14 +173,14 @@ async def _start(engine: Any, record: SessionRecord, phase: Phase, run: dict[str
         await on_update(record, saved)
 
 
-async def play_last(engine: Any, session_id: str) -> str:
+async def play_last(engine: Any, session_id: str) -> SessionRecord:
     """The durable worker: play the session's last phase run if it is still running (after a crash, again)."""
     record = await engine.get(session_id)
     run = last_run(record)
     if run is None or record.status != "running" or run["status"] != "running":
-        return record.status
-    result = await _play(engine, record, get_phase(run["name"]), run)
-    return result.status
+        return record
+    await _play(engine, record, get_phase(run["name"]), run)
+    return record
 
 
 async def _play(engine: Any, record: SessionRecord, phase: Phase, run: dict[str, Any]) -> PhaseResult:

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 
 class PhaseWork:
-    """swarm.work.PlayedWork for sessions that run phases."""
+    """swarm.work.SessionWork for sessions that run phases."""
 
     name = WORK_KIND
     takes_input_while_running = False
@@ -57,7 +57,7 @@ class PhaseWork:
         run = last_run(record)
         return run.get("workflow") if run else None
 
-    async def play(self, engine: "Engine", session_id: str) -> str:
+    async def play(self, engine: "Engine", session_id: str) -> SessionRecord:
         return await play_last(engine, session_id)
 
 

@@ -1,8 +1,9 @@
 """Durable session runs on DBOS: crash-proof on SQLite, shared by replicas on one PostgreSQL.
 
-    a run (copilot or continue_copilot) = prepare the leg (store) -> enqueue workflow
-        ``swarm.session_leg(session_id, leg)`` on the shared queue, id ``<session_id>.leg<n>``
-    the workflow = the runner's ``run_leg``: every round of the leg is a DBOS step
+    a run (copilot, continue_copilot, a phase tool) = the session's kind prepares its next piece of work (a
+        leg, a phase run) in the store -> enqueue workflow ``swarm.session_work(kind, session_id)`` on the
+        shared queue, with the id the kind names (``<session_id>.leg<n>``, ``<session_id>.p<k>.<drive>``)
+    the workflow = the kind's ``play`` (swarm/work.py): for a copilot leg every round is a DBOS step
     kill -9 -> on launch DBOS recovers this executor's pending workflows; a replica silent for
         ``takeover_seconds`` has its workflows recovered (re-enqueued) by exactly one live replica
     cancel -> ``DBOS.cancel_workflow``: the run stops at its next round, on whichever replica
@@ -29,7 +30,7 @@ import socket
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, cast
 
 from dbos import DBOS, DBOSConfig, SetWorkflowID
 from dbos._error import DBOSAwaitedWorkflowCancelledError, DBOSWorkflowCancelledError
@@ -42,6 +43,7 @@ from .session import SessionRecord
 from .store import Heartbeats, SqlStore
 from .system_db import system_database
 from .thread_pool import dbos_thread_pool
+from .work import CopilotWork, InputWork, SessionWork, kind_of
 from .work import workflow_id as workflow_id  # a leg's workflow id (re-exported for tests and tools)
 
 log = logging.getLogger("swarm.durable")
@@ -64,28 +66,30 @@ POLL_SECONDS = 0.25
 _current: "DurableRuns | None" = None
 
 
+def _runs() -> "DurableRuns":
+    if _current is None:
+        raise RuntimeError("a session workflow ran in a process without a launched durable engine")
+    return _current
+
+
+@DBOS.workflow(name="swarm.session_work")
+async def session_work(kind: str, session_id: str) -> dict[str, Any]:
+    """A session's prepared work of ``kind`` (a copilot leg, a phase run), as a workflow: recovered and replayed after
+    any crash. Returns ``{status, taken}`` (the ids of the input it took while running)."""
+    return await _runs().execute(kind, session_id)
+
+
 @DBOS.workflow(name="swarm.session_leg")
 async def session_leg(session_id: str, leg: int) -> dict[str, Any]:
-    """One leg of a session, as a workflow: recovered and replayed after any crash. Returns ``{status, taken}``."""
-    if _current is None:
-        raise RuntimeError("swarm.session_leg ran in a process without a launched durable engine")
-    return await _current.execute(session_id, leg)
+    """A copilot leg enqueued by a version before every kind ran as ``swarm.session_work``: recovered the same way
+    (its steps are the same). Nothing starts it any more."""
+    return await _runs().execute(CopilotWork.name, session_id)
 
 
 @DBOS.workflow(name="swarm.session_input")
 async def session_input(session_id: str, given: dict[str, Any]) -> str:
     """Deliver input sent while the session ran (see ``DurableRuns.deliver``)."""
-    if _current is None:
-        raise RuntimeError("swarm.session_input ran in a process without a launched durable engine")
-    return await _current.deliver(session_id, given)
-
-
-@DBOS.workflow(name="swarm.session_work")
-async def session_work(kind: str, session_id: str) -> str:
-    """Other work of a session (a phase run), as a workflow: recovered and replayed after any crash."""
-    if _current is None:
-        raise RuntimeError("swarm.session_work ran in a process without a launched durable engine")
-    return await _current.execute_work(kind, session_id)
+    return await _runs().deliver(session_id, given)
 
 
 def in_workflow() -> bool:
@@ -235,12 +239,20 @@ class DurableRuns:
         return await self.store.get_session(session_id)
 
     async def _enqueue(self, record: SessionRecord, local: bool = False) -> Any:
-        """Start the workflow of the session's prepared leg (on the queue, or in this process)."""
-        leg = len(record.legs) - 1
-        with SetWorkflowID(self.engine.workflow_of(record)):  # type: ignore[arg-type]
+        """Start the workflow of the session's prepared work of its own kind (on the queue, or in this process)."""
+        return await self._start(kind_of(record), record.id, self.engine.workflow_of(record), local)  # type: ignore[arg-type]
+
+    async def _start(self, kind: str, session_id: str, key: str, local: bool) -> Any:
+        with SetWorkflowID(key):
             if local:
-                return await DBOS.start_workflow_async(session_leg, record.id, leg)
-            return await self.queue.enqueue_async(session_leg, record.id, leg)
+                return await DBOS.start_workflow_async(session_work, kind, session_id)
+            return await self.queue.enqueue_async(session_work, kind, session_id)
+
+    async def play(self, kind: str, session_id: str, key: str, *, local: bool = False) -> SessionRecord:
+        """Play the session's prepared work of ``kind`` (a session may run work of other kinds than its own: a phase run
+        in a copilot session) as the workflow ``key``, and wait for it to end (``local``: in this process)."""
+        await self._follow(session_id, await self._start(kind, session_id, key, local), None)
+        return await self.store.get_session(session_id)
 
     async def watch(self, session_id: str, on_update: OnUpdate | None = None) -> SessionRecord:
         """Follow the session's current leg wherever it runs, until it ends."""
@@ -286,37 +298,53 @@ class DurableRuns:
             if not result.done():
                 result.cancel()
 
-    async def execute(self, session_id: str, leg: int) -> dict[str, Any]:
-        """The body of ``swarm.session_leg``, in this process: the leg, then the legs opened by input sent to it."""
+    async def execute(self, kind: str, session_id: str) -> dict[str, Any]:
+        """The body of ``swarm.session_work``, in this process: the session's prepared work, then (for a kind that takes
+        input while it runs) the work opened by input sent to it."""
+        work = self.engine.kinds.get(kind)
+        if work is None:
+            raise ConfigError(f"no session work of kind {kind!r} in this engine (it runs {sorted(self.engine.kinds)}): serve it with the phases installed")
         taken: list[str] = []
-        with self.live.execute(session_id):
-            await DBOS.set_event_async("status", "running")
-            record = await self.runner.run_leg(session_id, leg, on_update=self.live.relay(session_id), round_step=self._round_step)
-            while record.status in TAKES_INPUT:
-                given = await DBOS.recv_async(INPUT, timeout_seconds=0)
-                if given is None:
-                    break
-                taken.append(given["id"])
-                opened = await DBOS.run_step_async({"name": "take-input"}, self._opener(session_id, given, DBOS.workflow_id))
-                if opened is not None:
-                    await DBOS.set_event_async("status", "running")
-                    record = await self.runner.run_leg(session_id, opened, on_update=self.live.relay(session_id), round_step=self._round_step)
-            if record.status != "cancelled":  # a cancelled workflow takes no more steps
-                await DBOS.set_event_async("status", record.status)
-            return {"status": record.status, "taken": taken}
+        token = current_session.set(session_id)
+        try:
+            with self.live.execute(session_id):
+                await DBOS.set_event_async("status", "running")
+                record = await self._play(work, session_id)
+                while work.takes_input_while_running and record.status in TAKES_INPUT:
+                    given = await DBOS.recv_async(INPUT, timeout_seconds=0)
+                    if given is None:
+                        break
+                    taken.append(given["id"])
+                    opened = await DBOS.run_step_async({"name": "take-input"}, self._opener(cast(InputWork, work), session_id, given, DBOS.workflow_id))
+                    if opened is not None:
+                        await DBOS.set_event_async("status", "running")
+                        record = await self._play(work, session_id)
+                if record.status != "cancelled":  # a cancelled workflow takes no more steps
+                    await DBOS.set_event_async("status", record.status)
+                return {"status": record.status, "taken": taken}
+        finally:
+            current_session.reset(token)
 
-    def _opener(self, session_id: str, given: dict[str, Any], workflow: str | None) -> Callable[[], Awaitable[int | None]]:
-        """A step that opens the leg ``given`` starts (run by ``workflow``, or by its own); None if the session refuses it."""
-        async def open_leg() -> int | None:
+    async def _play(self, work: SessionWork, session_id: str) -> SessionRecord:
+        """The work's play, if the session's current work is this workflow's (a workflow recovered after its session went
+        on with newer work leaves it alone)."""
+        record = await self.store.get_session(session_id)
+        if record.status != "running" or work.workflow(record) != DBOS.workflow_id:
+            return record
+        return await work.play(self.engine, session_id)
+
+    def _opener(self, work: InputWork, session_id: str, given: dict[str, Any], workflow: str | None) -> Callable[[], Awaitable[int | None]]:
+        """A step that opens the work ``given`` starts (run by ``workflow``, or by its own); None if the session refuses it."""
+        async def open_work() -> int | None:
             try:
-                record = await self.runner.prepare(session_id, message=given["message"], max_rounds=given.get("max_rounds"),
-                                                   on_update=self.live.relay(session_id), workflow=workflow, input_id=given["id"])
-                return len(record.legs) - 1
+                record = await work.open(self.engine, session_id, given["message"], given.get("max_rounds"),
+                                         on_update=self.live.relay(session_id), workflow=workflow, input_id=given["id"])
+                return record.total_rounds + 1  # (recorded by DBOS: any number says "opened")
             except UserInputError as exc:  # the session was cancelled meanwhile, ...
                 log.warning("input %s for session %s was not taken: %s", given["id"], session_id, exc)
                 return None
 
-        return open_leg
+        return open_work
 
     # ---- input sent while a session runs ---------------------------------------------------------
 
@@ -346,7 +374,10 @@ class DurableRuns:
                 await DBOS.sleep_async(DELIVERY_WAIT)
                 continue
             if target is None:  # the session is not running: the input starts its next leg
-                opened = await DBOS.run_step_async({"name": "open-leg"}, self._opener(session_id, given, None))
+                work = self.engine.work_of(await self.store.get_session(session_id))
+                if not work.takes_input_while_running:  # (send_input refuses such input before it is queued)
+                    return "refused"
+                opened = await DBOS.run_step_async({"name": "open-leg"}, self._opener(cast(InputWork, work), session_id, given, None))
                 if opened is None:
                     return "refused"
                 await self._enqueue(await self.store.get_session(session_id))
@@ -372,28 +403,8 @@ class DurableRuns:
             return ""
         return wid
 
-    async def run_work(self, kind: str, session_id: str, key: str, *, local: bool = False) -> None:
-        """Play a session's prepared work (of a kind in the engine's ``tools.works``) as the workflow ``key`` and wait for it to end."""
-        with SetWorkflowID(key):
-            if local:
-                handle = await DBOS.start_workflow_async(session_work, kind, session_id)
-            else:
-                handle = await self.queue.enqueue_async(session_work, kind, session_id)
-        await self._follow(session_id, handle, None)
 
-    async def execute_work(self, kind: str, session_id: str) -> str:
-        """The body of ``swarm.session_work``, in this process."""
-        work = self.engine.tools.works.get(kind)
-        if work is None:
-            raise RuntimeError(f"no session work of kind {kind!r}: this engine's tools bring none (build it with phases.phase_tool_registry())")
-        token = current_session.set(session_id)
-        try:
-            with self.live.execute(session_id):
-                return await work.play(self.engine, session_id)
-        finally:
-            current_session.reset(token)
-
-    async def _round_step(self, round_no: int, commit: Callable[[], Awaitable[None]]) -> None:
+    async def round_step(self, round_no: int, commit: Callable[[], Awaitable[None]]) -> None:
         try:
             await DBOS.run_step_async({"name": f"round-{round_no}"}, commit)
         except DBOSWorkflowCancelledError:

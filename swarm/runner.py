@@ -140,9 +140,9 @@ class SessionRunner:
         await self._save(record, start, on_update)
         return record
 
-    async def run_leg(self, session_id: str, leg_index: int, *, on_update: OnUpdate | None = None,
+    async def run_leg(self, session_id: str, leg_index: int | None = None, *, on_update: OnUpdate | None = None,
                       round_step: RoundStep | None = None) -> SessionRecord:
-        """Play leg ``leg_index`` of a prepared session to its end: replay what the store holds, run the rest.
+        """Play leg ``leg_index`` (default: the last) of a prepared session to its end: replay what the store holds, run the rest.
 
         Safe to call again for the same leg (a crash recovery): rounds already committed are replayed
         from the journal, and a leg that already ended, or was followed by a newer one, is left alone.
@@ -150,7 +150,8 @@ class SessionRunner:
         workflow step); ``commit`` writes the round, and is a no-op for a round already written.
         """
         record = await self.store.get_session(session_id)
-        if record.status != "running" or leg_index != len(record.legs) - 1 or self.live.busy(session_id):
+        last = len(record.legs) - 1
+        if record.status != "running" or (leg_index if leg_index is not None else last) != last or self.live.busy(session_id):
             return record
         control = RoundControl(self.agents)
         with self.live.execute(session_id, control):

@@ -21,7 +21,7 @@ from .grants import Grants, check_code
 if TYPE_CHECKING:
     from .config import Settings
     from .events import Event
-    from .work import PlayedWork
+    from .work import SessionWork
 
 
 @dataclass
@@ -96,9 +96,9 @@ class ToolRegistry:
     """Named tool providers (manifests refer to tools by these names), and the kinds of session work besides the
     swarm's own legs that the tools bring (``works``: a phase run, for the phase tools)."""
 
-    def __init__(self, providers: Mapping[str, ToolProvider] | None = None, works: Mapping[str, "PlayedWork"] | None = None) -> None:
+    def __init__(self, providers: Mapping[str, ToolProvider] | None = None, works: Mapping[str, "SessionWork"] | None = None) -> None:
         self._providers: dict[str, ToolProvider] = dict(providers or {})
-        self.works: dict[str, PlayedWork] = dict(works or {})
+        self.works: dict[str, SessionWork] = dict(works or {})
         """Kinds of session work (swarm/work.py) by name; a durable engine plays them as ``swarm.session_work`` workflows."""
 
     def add(self, provider: ToolProvider) -> None:

@@ -3,8 +3,12 @@ phase runs (phases/work.py, handed to the engine with its tools: ``ToolRegistry.
 
 The engine owns what every kind shares (the record, its grants, the live runs, durability, the status a
 caller sees) and asks the session's kind for what differs: how a stopped session goes on, how a pending
-approval is answered and checked, whether going on may run code, and which durable workflow runs it. A
-caller (server/, the CLI, Python) never asks what kind a session is.
+approval is answered and checked, whether going on may run code, which durable workflow runs it, and how
+its prepared work plays. A caller (server/, the CLI, Python) never asks what kind a session is.
+
+On a durable engine every kind plays the same way: ``go_on`` prepares the next piece of work (a leg, a
+phase run) and names its workflow; the engine runs ``swarm.session_work(kind, session_id)`` under that id,
+whose body is the kind's ``play`` (swarm/durable.py).
 """
 
 from __future__ import annotations
@@ -47,13 +51,20 @@ class SessionWork(Protocol):
         """The durable workflow that runs (or ran) the session's latest work; None: none yet."""
         ...
 
+    async def play(self, engine: "Engine", session_id: str) -> SessionRecord:
+        """Play the session's prepared work from the store to its next stop: re-runnable (it replays its journal, no
+        completed call runs twice), a no-op once that work ended. The body of the durable workflow."""
+        ...
 
-class PlayedWork(SessionWork, Protocol):
-    """A kind whose work a durable engine plays as the workflow ``swarm.session_work(kind, session_id)`` (the
-    copilot's legs have workflows of their own)."""
 
-    async def play(self, engine: "Engine", session_id: str) -> str:
-        """Play the session's pending work from the store: re-runnable (it replays its journal), a no-op once it ended."""
+class InputWork(SessionWork, Protocol):
+    """A kind that takes input while it runs (``takes_input_while_running``): a message sent to a running session
+    opens its next piece of work when the current one stops."""
+
+    async def open(self, engine: "Engine", session_id: str, message: str, max_rounds: int | None, *, on_update: OnUpdate | None,
+                   workflow: str | None, input_id: str) -> SessionRecord:
+        """Open the session's next piece of work with ``message`` (played by ``workflow`` when not by its own); opening the
+        same ``input_id`` twice opens one. A UserInputError if the session refuses it (it was cancelled meanwhile ...)."""
         ...
 
 
@@ -87,6 +98,17 @@ class CopilotWork:
             return None
         leg = record.legs[-1]
         return leg.workflow or workflow_id(record.id, len(record.legs) - 1, leg.attempt)
+
+    async def play(self, engine: "Engine", session_id: str) -> SessionRecord:
+        """Play the session's last leg, each round a durable step when the engine is durable."""
+        step = engine.durable.round_step if engine.durable is not None else None
+        return await engine.runner.run_leg(session_id, on_update=engine.live.relay(session_id), round_step=step)
+
+    async def open(self, engine: "Engine", session_id: str, message: str, max_rounds: int | None, *, on_update: OnUpdate | None,
+                   workflow: str | None, input_id: str) -> SessionRecord:
+        """The next leg, with ``message`` as its input."""
+        return await engine.runner.prepare(session_id, message=message, max_rounds=max_rounds, on_update=on_update,
+                                           workflow=workflow, input_id=input_id)
 
 
 def workflow_id(session_id: str, leg: int, attempt: int = 0) -> str:
