@@ -72,6 +72,8 @@ def events_from_message(msg: BaseAgentEvent | BaseChatMessage, round_no: int) ->
 
 
 def _maybe_json(text: str) -> Any:
+    if text == "{}":  # a call without arguments (every hand-off): what json.loads makes of it
+        return {}
     try:
         return json.loads(text)
     except (TypeError, ValueError):

@@ -42,8 +42,10 @@ class CallJournal:
         self.usage: dict[str, Usage] = {}
         """Usage of the model calls made (or replayed) since the last take_usage()."""
         self.tool_events: dict[str, list[Event]] = {}
-        self._digests: dict[int, tuple[Any, bytes]] = {}
         """Transcript events tools emitted (phase_start, ...), by tool call id, until the round records them."""
+        self._digests: dict[int, tuple[Any, bytes]] = {}
+        self._headers: dict[tuple[Any, ...], tuple[bytes, str]] = {}
+        """The JSON of a request header (tools offered, tool choice, output), hashed and as the audit starts: see _request."""
 
     @classmethod
     async def load(cls, store: Store, session_id: str) -> "CallJournal":
@@ -59,12 +61,32 @@ class CallJournal:
 
     def message_digest(self, message: Any) -> bytes:
         """The digest of a message's JSON, computed once per message object (every request repeats the history)."""
-        hit = self._digests.get(id(message))
-        if hit is not None and hit[0] is message:
-            return hit[1]
-        digest = hashlib.sha256(message.model_dump_json().encode()).digest()
-        self._digests[id(message)] = (message, digest)  # holding the message keeps its id from being reused
-        return digest
+        return self.messages_digests((message,))
+
+    def messages_digests(self, messages: Sequence[Any]) -> bytes:
+        """The digests of ``messages`` (see message_digest), concatenated."""
+        cache, digests = self._digests, []
+        for message in messages:
+            hit = cache.get(id(message))
+            if hit is None or hit[0] is not message:
+                hit = cache[id(message)] = (message, hashlib.sha256(message.model_dump_json().encode()).digest())  # holding the message keeps its id from being reused
+            digests.append(hit[1])
+        return b"".join(digests)
+
+    def header(self, tools: tuple[str, ...], tool_choice: Any, json_output: Any) -> tuple[bytes, str]:
+        """A request header's sorted JSON (what the request digest starts with) and the audit text's start, made once per header."""
+        key = (tools, tool_choice, type(tool_choice), json_output, type(json_output))  # the types: True and 1 are equal keys
+        try:
+            return self._headers[key]
+        except KeyError:
+            pass
+        except TypeError:  # an unhashable value: nothing to cache
+            key = ()
+        header = {"tools": list(tools), "tool_choice": tool_choice, "json_output": json_output}
+        made = json.dumps(header, sort_keys=True, default=str).encode(), json.dumps(header, default=str)[:-1] + ', "n_messages": '
+        if key:
+            self._headers[key] = made
+        return made
 
     async def call(self, *, agent: str, kind: str, name: str, request: str, run: Callable[[], Awaitable[str]],
                    digest: str | None = None) -> str:
@@ -87,21 +109,25 @@ class CallJournal:
         return response
 
 
+_AUDIT_JSON = json.JSONEncoder(default=str)
+"""What ``json.dumps(value, default=str)`` encodes with, made once."""
+
+
 def _request(journal: CallJournal, messages: Sequence[LLMMessage], tools: Sequence[Tool | ToolSchema], tool_choice: Any,
              json_output: Any) -> tuple[str, str]:
-    """A model request's digest (over every message) and its audit text (the options and the newest message)."""
-    header = {
-        "tools": [t["name"] if isinstance(t, dict) else t.name for t in tools],
-        "tool_choice": tool_choice if isinstance(tool_choice, str) else getattr(tool_choice, "name", str(tool_choice)),
-        "json_output": json_output if json_output in (None, True, False) else getattr(json_output, "__name__", str(json_output)),
-    }
-    head = json.dumps(header, sort_keys=True, default=str)
-    hasher = hashlib.sha256(head.encode())
-    for message in messages:
-        hasher.update(journal.message_digest(message))
-    last = messages[-1].model_dump(mode="json") if messages else None
-    audit = json.dumps({**header, "n_messages": len(messages), "last_message": last}, default=str)
-    return hasher.hexdigest(), audit
+    """A model request's digest (over every message) and its audit text (the options and the newest message).
+
+    The digest is the SHA-256 of the header's sorted JSON followed by every message's digest; the audit text is
+    ``json.dumps({**header, "n_messages": n, "last_message": last})``, its header part made once per header.
+    """
+    head, audit_head = journal.header(
+        tuple(t["name"] if isinstance(t, dict) else t.name for t in tools),
+        tool_choice if isinstance(tool_choice, str) else getattr(tool_choice, "name", str(tool_choice)),
+        json_output if json_output in (None, True, False) else getattr(json_output, "__name__", str(json_output)),
+    )
+    digest = hashlib.sha256(head + journal.messages_digests(messages)).hexdigest()
+    last = _AUDIT_JSON.encode(messages[-1].model_dump(mode="json")) if messages else "null"
+    return digest, f"{audit_head}{len(messages)}, \"last_message\": {last}}}"
 
 
 class JournaledModelClient(WrappingModelClient):
@@ -137,8 +163,9 @@ class JournaledModelClient(WrappingModelClient):
         digest, request = _request(self.journal, messages, tools, tool_choice, json_output)
         response = await self.journal.call(agent=self.agent, kind="model", name=self.model, request=request, run=live, digest=digest)
         result = CreateResult.model_validate_json(response)
-        usage = self.journal.usage
-        usage[self.model] = usage.get(self.model, Usage()) + Usage(prompt_tokens=result.usage.prompt_tokens, completion_tokens=result.usage.completion_tokens)
+        usage, earlier = self.journal.usage, self.journal.usage.get(self.model)
+        this = Usage(prompt_tokens=result.usage.prompt_tokens, completion_tokens=result.usage.completion_tokens)
+        usage[self.model] = this if earlier is None else earlier + this
         return result
 
     async def close(self) -> None:

@@ -153,7 +153,11 @@ def classify(messages: Sequence[Any], agents: Mapping[str, AgentManifest]) -> Ou
     A hand-off to another agent or a tool summary goes on; a hand-off to the user, or a text from an
     agent that talks to the user, waits for the user; any other text is the final answer.
     """
-    chat = [m for m in messages if isinstance(m, BaseChatMessage) and m.source != "user"]
+    return _classify([m for m in messages if isinstance(m, BaseChatMessage) and m.source != "user"], agents)
+
+
+def _classify(chat: Sequence[BaseChatMessage], agents: Mapping[str, AgentManifest]) -> Outcome:
+    """classify() of a round's chat messages from agents (not the user), in order."""
     if not chat:
         return Outcome()
     last = chat[-1]
@@ -195,10 +199,11 @@ class RoundControl(TerminationCondition):
     async def __call__(self, messages: Sequence[BaseAgentEvent | BaseChatMessage]) -> StopMessage | None:
         if self._terminated:
             raise TerminatedException("the round control has already ended this run")
-        if not any(isinstance(m, BaseChatMessage) and m.source != "user" for m in messages):
+        chat = [m for m in messages if isinstance(m, BaseChatMessage) and m.source != "user"]
+        if not chat:
             return None  # the task itself, not a turn
         self.rounds += 1
-        outcome = classify(messages, self._agents)
+        outcome = _classify(chat, self._agents)
         if outcome.status is None and self.cancel:
             outcome = Outcome("cancelled")
         if outcome.status is None and self.rounds >= self.limit:
