@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import operator
 import sqlite3
 import time
 from pathlib import Path
@@ -21,7 +22,8 @@ from . import migrations
 from .errors import SessionBusyError, StorageError, UnknownSessionError
 from .events import Event, now
 from .session import SessionRecord
-from .store_faults import LOCK_WAIT_SECONDS, LOCKED, storage_fault
+from .store_faults import LOCK_WAIT_SECONDS, LOCKED, sqlite_path, storage_fault
+from .wal import WalCheckpointer
 
 T = TypeVar("T")
 metadata = sa.MetaData()
@@ -98,8 +100,9 @@ class _Prepared:
     """A statement compiled once for the DBAPI of a local SQLite database, run on its raw cursor.
 
     SQLAlchemy's per-execute work (compiled-cache lookup, execution context, result setup) costs
-    more than a WAL commit; the two writes made every round skip it. Bind processors (datetimes)
-    are SQLAlchemy's own, so rows read back through SQLAlchemy look the same.
+    more than a WAL commit; the two writes made every round skip it, and their transaction too
+    (``SqlStore._raw_attempt``). Bind processors (datetimes) are SQLAlchemy's own, so rows read back
+    through SQLAlchemy look the same.
     """
 
     def __init__(self, statement: Any, dialect: Any) -> None:
@@ -107,20 +110,20 @@ class _Prepared:
         self.sql = str(compiled)
         self.keys = list(compiled.positiontup or [])
         self.processors = [compiled.binds[k].type.bind_processor(dialect) for k in self.keys]
+        self._plain = operator.itemgetter(*self.keys) if len(self.keys) > 1 and not any(self.processors) else None
+        """The row's values in order, when no value needs processing (one C call)."""
 
     def params(self, row: dict[str, Any]) -> tuple[Any, ...]:
+        if self._plain is not None:
+            return self._plain(row)  # type: ignore[no-any-return]
         return tuple(row[k] if f is None else f(row[k]) for k, f in zip(self.keys, self.processors))
 
-    def run(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> int:
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        try:
-            if len(rows) == 1:
-                cursor.execute(self.sql, self.params(rows[0]))
-            else:
-                cursor.executemany(self.sql, [self.params(r) for r in rows])
-            return cursor.rowcount
-        finally:
-            cursor.close()
+    def run(self, cursor: sqlite3.Cursor, rows: list[dict[str, Any]]) -> int:
+        if len(rows) == 1:
+            cursor.execute(self.sql, self.params(rows[0]))
+        else:
+            cursor.executemany(self.sql, [self.params(r) for r in rows])
+        return cursor.rowcount
 
 
 BUSY_SLICE_MS = 100
@@ -153,6 +156,7 @@ class SqlStore:
         self.sync_engine: sa.Engine | None = None
         self._sync_conn: sa.Connection | None = None
         self._fast: dict[str, _Prepared] = {}
+        self._checkpointer: WalCheckpointer | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -184,6 +188,9 @@ class SqlStore:
             dialect = self.sync_engine.dialect
             self._fast = {"update": _Prepared(_UPDATE_SESSION, dialect), "event": _Prepared(_INSERT_EVENT, dialect),
                           "call": _Prepared(_INSERT_CALL, dialect)}
+            db_path = sqlite_path(self.url)
+            if db_path is not None:
+                self._checkpointer = WalCheckpointer(str(db_path))
         elif self.is_sqlite:
             # One connection: writers queue on the pool instead of busy-waiting on SQLite's file lock.
             self.async_engine = create_async_engine(self.url, pool_size=1, max_overflow=0, pool_timeout=60)
@@ -198,6 +205,10 @@ class SqlStore:
         if self.async_engine is not None:
             await self.async_engine.dispose()
             self.async_engine = None
+        self._fast = {}
+        if self._checkpointer is not None:
+            self._checkpointer.close()  # before the last connection closes: that one checkpoints and removes the WAL
+            self._checkpointer = None
         if self._sync_conn is not None:
             self._sync_conn.close()
             self._sync_conn = None
@@ -205,16 +216,17 @@ class SqlStore:
             self.sync_engine.dispose()
             self.sync_engine = None
 
-    async def _tx(self, op: Callable[..., T], *args: Any) -> T:
+    async def _tx(self, op: Callable[..., T], *args: Any, raw: bool = False) -> T:
         """Run ``op(connection, *args)`` in one transaction; a storage fault becomes a StorageError (and writes nothing).
 
+        ``raw``: ``op(cursor)`` runs on the DBAPI cursor of the local SQLite connection (only when ``_fast`` is set).
         On SQLite, a write lock held by another process is waited for in slices (the event loop runs between them)
         until LOCK_WAIT_SECONDS have passed since the first attempt; the transaction is then retried from the start.
         """
         deadline: float | None = None
         while True:
             try:
-                return await self._attempt(op, *args)
+                return self._raw_attempt(op) if raw else await self._attempt(op, *args)
             except StorageError:
                 raise
             except Exception as exc:
@@ -228,6 +240,26 @@ class SqlStore:
                         await asyncio.sleep(BUSY_PAUSE)
                         continue
                 raise fault from exc
+
+    def _raw_attempt(self, op: Callable[[sqlite3.Cursor], T]) -> T:
+        """``op(cursor)`` in one transaction on the local SQLite connection, without SQLAlchemy's transaction
+        bookkeeping (the DBAPI's begin and commit are all it does on SQLite); rolled back if anything fails."""
+        dbapi: sqlite3.Connection = self._sync_conn.connection.dbapi_connection  # type: ignore[union-attr,assignment]
+        cursor = dbapi.cursor()
+        try:
+            if not dbapi.in_transaction:  # explicit: the writes are one transaction whatever the driver's autocommit mode
+                cursor.execute("BEGIN")
+            result = op(cursor)
+            cursor.execute("COMMIT")  # a cached statement (the driver's commit() prepares it anew every time)
+        except BaseException:
+            if dbapi.in_transaction:
+                dbapi.rollback()
+            raise
+        finally:
+            cursor.close()
+        if self._checkpointer is not None:
+            self._checkpointer.committed()
+        return result
 
     async def _attempt(self, op: Callable[..., T], *args: Any) -> T:
         if self._sync_conn is not None:
@@ -273,7 +305,7 @@ class SqlStore:
 
         fast = self._fast
 
-        def op(conn: sa.Connection) -> None:
+        def op(conn: Any) -> None:  # a DBAPI cursor on the fast path, else a SQLAlchemy connection
             if fast:
                 if rows:
                     fast["event"].run(conn, rows)
@@ -286,7 +318,7 @@ class SqlStore:
                 raise UnknownSessionError(record.id)
 
         try:
-            await self._tx(op)
+            await self._tx(op, raw=bool(fast))
         except (sqlite3.IntegrityError, sa.exc.IntegrityError):  # those seqs were just written by another writer
             record.last_seq, record.updated_at = previous
             raise SessionBusyError(record.id) from None
@@ -322,7 +354,10 @@ class SqlStore:
         row = dict(session_id=session_id, seq=seq, agent=agent, kind=kind, name=name,
                    request_hash=request_hash, request=request, response=response, created_at=now())
         fast = self._fast.get("call")
-        await self._tx(lambda conn: fast.run(conn, [row]) if fast else conn.execute(_INSERT_CALL, row))
+        if fast is not None:
+            await self._tx(lambda cursor: fast.run(cursor, [row]), raw=True)
+        else:
+            await self._tx(lambda conn: conn.execute(_INSERT_CALL, row))
 
     async def journal_truncate(self, session_id: str, from_seq: int) -> None:
         stmt = journal.delete().where(journal.c.session_id == session_id, journal.c.seq >= from_seq)
