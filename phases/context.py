@@ -11,6 +11,7 @@ answered returns its answer, and the first unanswered one stops the run (``Waiti
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
@@ -26,6 +27,7 @@ from swarm.errors import ModelBehaviourError, SessionInterrupted, SwarmError, Us
 from swarm.events import Event, EventType, Usage
 from swarm.grants import Grants, check_code
 from swarm.journal import CallJournal, JournaledModelClient
+from swarm.live import active_run
 from swarm.sandbox import ExecutionResult, SandboxConfig, format_result, run_code, sandbox_config
 
 from .models import Answer
@@ -204,6 +206,19 @@ class PhaseContext:
         self.emit("tool_result", {"name": "execute_code", "result": format_result(result, 1500), "is_error": failed,
                                   "isolation": result.isolation}, agent="executor")
         return result
+
+    async def wait(self, seconds: float) -> None:
+        """Pause for ``seconds`` (work that takes time without a model call); an interrupt of the run ends the pause
+        at once, as it ends an in-flight model call: the run stops paused, or cancelled for cancel_session."""
+        run = active_run()
+        if run is None:
+            await asyncio.sleep(seconds)
+            return
+        try:
+            await asyncio.wait_for(run.stopping.wait(), seconds)
+        except TimeoutError:
+            return
+        raise SessionInterrupted("cancel" if run.stop_reason == "cancel" else "pause", run.stop_note or "the run was interrupted")
 
     # ---- approvals -------------------------------------------------------------------------
 

@@ -54,10 +54,12 @@ class Phase:
     """Whether the MCP tool needs the session_id of an existing session (one with a plan, ...)."""
     runs_code: Callable[[Mapping[str, Any], Mapping[str, Any]], bool] | bool = False
     """Whether a run with these parameters in a session with this state (its meta) may execute code."""
+    tool: str = ""
+    """The MCP tool's name, when not ``invoke_<name>_phase``."""
 
     @property
     def tool_name(self) -> str:
-        return f"invoke_{self.name}_phase"
+        return self.tool or f"invoke_{self.name}_phase"
 
     def validate(self, params: Mapping[str, Any] | BaseModel | None) -> BaseModel:
         """Validated parameters; a bad one is a UserInputError naming it and what is allowed."""

@@ -24,6 +24,7 @@ from .notify import PrincipalBus
 from .phases import phase_tool
 from .render import summary
 from .resources import register_resources
+from .tasks import SessionTool, TaskLayer, TasksExtension
 from .schemas import (
     DEFAULT_WAIT_SECONDS,
     ApprovalId,
@@ -147,11 +148,21 @@ def build_server(settings: Any = None, *, models: Any = None, service: SwarmServ
     for phase in PHASES.values():  # every registered phase, as invoke_<name>_phase
         tool(phase.tool_name, phase.title or phase.name)(phase_tool(service, session_call, phase))
 
+    # ---- MCP tasks: the session-running tools may run as tasks (server/tasks.py) ------------------------
+
+    tasks = TaskLayer(service)
+    for task_tool in ["copilot", "continue_copilot", *(p.tool_name for p in PHASES.values())]:
+        tasks.tools[task_tool] = SessionTool(service)
+    service.status_listeners.append(tasks.session_changed)
+
     mcp = MCPServer(name, title="swarm-mcp: a multi-agent swarm", version=_version(), instructions=INSTRUCTIONS,
-                    lifespan=lambda _app: service.serving(), subscriptions=bus, tools=tools,
+                    lifespan=lambda _app: service.serving(), subscriptions=bus, tools=tools, extensions=[TasksExtension(tasks)],
                     request_state_security=request_state_security(), log_level=log_level)  # type: ignore[arg-type]
     mcp.swarm = service  # type: ignore[attr-defined]
+    mcp.tasks = tasks  # type: ignore[attr-defined]
+    tasks.mcp = mcp
     mcp.middleware.append(check)
+    mcp.middleware.append(tasks.middleware)  # inside the argument check: a task starts only from valid arguments
     register_resources(mcp, service)
     return mcp
 

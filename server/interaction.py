@@ -17,6 +17,7 @@ question), and our own request_state carries the session id across the retries.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import json
 import logging
@@ -29,6 +30,10 @@ from .principal import is_remote, principal_of
 from .render import event_line
 
 log = logging.getLogger("swarm_mcp.interaction")
+
+in_task: contextvars.ContextVar[bool] = contextvars.ContextVar("swarm_mcp_in_task", default=False)
+"""Set while a tool call is started as an MCP task (server/tasks.py): the call returns at once, and the session
+asks its questions through the task, not the call; its model is the server's (a task has no client to sample)."""
 
 STATE_VERSION = 1
 MAX_RELAY_ROUNDS = 8
@@ -64,11 +69,15 @@ class Call:
 
     @property
     def can_elicit(self) -> bool:
+        if in_task.get():
+            return False
         elicitation = self._capabilities.elicitation if self._capabilities is not None else None
         return elicitation is not None and (elicitation.form is not None or elicitation.url is None)
 
     @property
     def can_sample(self) -> bool:
+        if in_task.get():
+            return False
         return self._capabilities is not None and self._capabilities.sampling is not None
 
     @property
@@ -148,7 +157,7 @@ class Call:
     def ask(self, session_id: str, pending: Any) -> types.InputRequiredResult:
         """2026-07-28: ask a pending approval as an elicitation inside an InputRequiredResult."""
         key = f"approval-{pending.id}"
-        request = types.ElicitRequest(params=types.ElicitRequestFormParams(message=_question(pending), requested_schema=_schema(pending)))
+        request = types.ElicitRequest(params=types.ElicitRequestFormParams(message=approval_question(pending), requested_schema=approval_schema(pending)))
         return types.InputRequiredResult(
             input_requests={key: request},
             request_state=_encode({"sid": session_id, "ask": {"key": key, "approval": pending.id}, "n": self.relay_rounds() + 1}),
@@ -169,25 +178,25 @@ class Call:
             return ask["approval"], None
         if result.action != "accept" or not result.content:
             return ask["approval"], None
-        return ask["approval"], _decision(result.content)
+        return ask["approval"], approval_decision(result.content)
 
     async def elicit(self, pending: Any) -> tuple[str, str | None] | None:
         """2025-11-25: ask a pending approval with an elicitation request; None if declined or cancelled."""
         model = _model(pending)
         try:
-            outcome = await self.ctx.elicit(_question(pending), model)
+            outcome = await self.ctx.elicit(approval_question(pending), model)
         except Exception as exc:  # the client failed the request: fall back to returning waiting_input
             log.info("elicitation failed (%s); returning the question to the caller", exc)
             return None
         if outcome.action != "accept":
             return None
-        return _decision(outcome.data.model_dump())
+        return approval_decision(outcome.data.model_dump())
 
 
 # ---- approval forms ---------------------------------------------------------------------------------
 
 
-def _question(pending: Any) -> str:
+def approval_question(pending: Any) -> str:
     who = f"{pending.agent} asks" if pending.agent else "The swarm asks"
     return f"{who}: {pending.message}" if pending.kind == "question" else f"{pending.kind} approval: {pending.message}"
 
@@ -203,13 +212,13 @@ def _model(pending: Any) -> type[BaseModel]:
     )
 
 
-def _schema(pending: Any) -> dict[str, Any]:
+def approval_schema(pending: Any) -> dict[str, Any]:
     from mcp.server.elicitation import render_elicitation_schema
 
     return render_elicitation_schema(_model(pending))
 
 
-def _decision(content: dict[str, Any]) -> tuple[str, str | None]:
+def approval_decision(content: dict[str, Any]) -> tuple[str, str | None]:
     if "answer" in content:
         return "answer", str(content["answer"])
     feedback = content.get("feedback")

@@ -13,7 +13,7 @@ import dataclasses
 import logging
 import os
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 import mcp_types as types
 
@@ -67,6 +67,8 @@ class SwarmService:
         self.status_cache: StatusCache | None = None
         self.notifier = Notifier(bus)
         self.runs = LiveRuns(on_update=self._on_update)
+        self.status_listeners: list[Callable[[str], Awaitable[None]]] = []
+        """Called with a session's id when its status changes, here or on a replica (task status notifications)."""
         self._replicas: asyncio.Task[None] | None = None
         self.open_after: float | None = None
         """Open the engine when serving starts (0: before serving; > 0: this many seconds later, in the
@@ -153,6 +155,8 @@ class SwarmService:
         uris = [transcript_uri(sid), transcript_md_uri(sid), session_uri(sid)]
         if any(e.type == "status" for e in events):
             uris.append(SESSIONS_URI)
+            for listener in self.status_listeners:
+                await listener(sid)
         await self.notifier.updated(*uris, owner=record.principal)
 
     async def _watch_replicas(self, engine: Any, every: float = 0.5) -> None:
@@ -174,6 +178,8 @@ class SwarmService:
                         continue
                     uris = [transcript_uri(sid), transcript_md_uri(sid), session_uri(sid)]
                     await self.notifier.updated(*uris, SESSIONS_URI, owner=principal)
+                    for listener in self.status_listeners:
+                        await listener(sid)
                 since = stamp
             except asyncio.CancelledError:
                 raise
@@ -256,6 +262,9 @@ class SwarmService:
         """Answer a pending approval: the session goes on with the decision (a refusal - no such approval, a decision it
         does not allow - is raised by the engine before anything runs, and reaches the caller from ``start``)."""
         engine = await self.engine()
+        run = self.runs.get(record.id)
+        if run is not None and not run.done and record.status == "waiting_input":  # the run that stopped there is winding down
+            await asyncio.wait({run.task}, timeout=max(self.cancel_grace, 5.0))
         await self.start(call, record.id, lambda on_update, local: engine.answer(
             record.id, approval_id, decision, feedback, principal=call.principal, on_update=on_update, local=local))
 

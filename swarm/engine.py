@@ -20,6 +20,7 @@ from .runner import ModelSource, SessionRunner
 from .session import PendingApproval, SessionRecord
 from .status import Cancelled, transition
 from .store import SqlStore
+from .tasks import TaskRecord, TaskState, TaskStore
 from .tools import ToolRegistry, default_registry
 from .work import CopilotWork, OnUpdate, SessionWork, kind_of
 
@@ -53,6 +54,8 @@ class Engine:
         """The sessions live in this process (swarm/live.py), its one registry of live runs: callers start and follow runs
         through it, and the work of a session registers there while it executes here."""
         self.runner = SessionRunner(settings, self.store, self.agents, self.router, self.models, self.tools, self.services, self.live)
+        self.tasks = TaskStore(self.store)
+        """The tasks callers hold on sessions (swarm/tasks.py)."""
         self.durable: Any = None
         """swarm.durable.DurableRuns when settings.durable: sessions run as DBOS workflows."""
 
@@ -196,8 +199,8 @@ class Engine:
         """
         record = await self.store.get_session(session_id, principal)
         run = self.live.get(session_id)
-        if run is not None and not run.done and not self.executes_here(session_id) and self.durable is not None:
-            run = None  # only following a run on another replica: cancel it there
+        if run is not None and not run.done and not self.executes_here(session_id) and await self.runs_elsewhere(record):
+            run = None  # only following a run on another replica: cancel it there (a run about to start here is stopped here)
         if run is not None and not run.done:
             await self.cancel(session_id)  # stop at the next round boundary; the interrupt ends the in-flight model call now
             await self.live.stop(run, "cancel", grace)
@@ -244,6 +247,26 @@ class Engine:
                 await self.store.save(record, [Event(type="status", round=record.total_rounds, content={
                     "status": record.status, "grants": narrowed.model_dump(), "reason": "continued by a remote caller: code execution is off"})])
         return record
+
+    # ---- tasks: a caller's handle on a session's work until it stops (swarm/tasks.py) ----------------------
+
+    async def open_task(self, session_id: str, principal: str, *, start_seq: int, tool: str, ttl_ms: int | None = None) -> TaskRecord:
+        """A task that follows ``session_id`` from transcript event ``start_seq`` on, for the call of ``tool``."""
+        await self.store.get_session(session_id, principal)  # unknown / foreign ids fail clearly
+        return await self.tasks.create(principal, session_id, start_seq, tool, ttl_ms)
+
+    async def task(self, task_id: str, principal: str | None) -> TaskState:
+        """The task as its session's transcript says it is now (UnknownTaskError: none such for ``principal``)."""
+        return await self.tasks.state(await self.tasks.get(task_id, principal))
+
+    async def tasks_of(self, principal: str, cursor: str | None = None) -> tuple[list[TaskState], str | None]:
+        """The principal's live tasks, newest first, a page at a time, and the cursor of the next page."""
+        found, after = await self.tasks.page(principal, cursor)
+        return [await self.tasks.state(t) for t in found], after
+
+    async def keep_task_answers(self, task: TaskRecord) -> None:
+        """Keep what was answered so far of the several things a task waits for."""
+        await self.tasks.put_answers(task)
 
     async def watch(self, session_id: str, on_update: OnUpdate | None = None) -> SessionRecord:
         """Follow a durable run of the session that runs elsewhere (another replica) until it ends."""

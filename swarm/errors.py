@@ -27,6 +27,14 @@ class UnknownSessionError(UserInputError):
         self.session_id = session_id
 
 
+class UnknownTaskError(UserInputError):
+    """No task with this id for this caller (it never was, has expired, or is another principal's)."""
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__(f"no task {task_id!r}: it does not exist, has expired, or belongs to another caller")
+        self.task_id = task_id
+
+
 class SessionBusyError(UserInputError):
     """Another call (in this process or another replica) wrote the session at the same moment."""
 

@@ -150,8 +150,26 @@ def m005_session_output(conn: sa.Connection) -> None:
     _rewrite_records(conn, add_output)
 
 
+def m006_tasks(conn: sa.Connection) -> None:
+    """The ``tasks`` table (swarm/tasks.py): a caller's handle on a session's work, as MCP tasks are. Its state is
+    read from the session's transcript; the row keeps who owns it, which session it follows from where, and until
+    when (``expires_at``, indexed: expired rows are deleted as new ones are made). Listing is by principal, newest first.
+    """
+    tasks = sa.Table(
+        "tasks", sa.MetaData(),
+        sa.Column("id", sa.String(64), primary_key=True),
+        sa.Column("principal", sa.String(255), nullable=False),
+        sa.Column("session_id", sa.String(64), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True, index=True),
+        sa.Column("body", sa.Text, nullable=False),
+        sa.Index("ix_tasks_principal_created_at", "principal", "created_at"),
+    )
+    tasks.create(conn, checkfirst=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (m001_initial, m002_health, m003_sessions_by_principal, m004_session_grants_unknown,
-                                     m005_session_output)
+                                     m005_session_output, m006_tasks)
 """Every migration, in the order they run."""
 
 

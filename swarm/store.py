@@ -72,6 +72,16 @@ health = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("checked_at", sa.Float, nullable=False),  # unix time of the health check's last write probe (swarm/store_faults.py)
 )
+tasks = sa.Table(
+    "tasks", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("principal", sa.String(255), nullable=False),
+    sa.Column("session_id", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True, index=True),
+    sa.Column("body", sa.Text, nullable=False),  # swarm.tasks.TaskRecord as JSON
+    sa.Index("ix_tasks_principal_created_at", "principal", "created_at"),
+)
 
 
 # Statements built once: only their parameters change per call (the hot path writes per round and per call).
