@@ -153,7 +153,7 @@ def build_server(settings: Any = None, *, models: Any = None, service: SwarmServ
     tasks = TaskLayer(service)
     for task_tool in ["copilot", "continue_copilot", *(p.tool_name for p in PHASES.values())]:
         tasks.tools[task_tool] = SessionTool(service)
-    service.status_listeners.append(tasks.session_changed)
+    service.status_listeners.append(tasks.watchers.session_changed)
 
     mcp = MCPServer(name, title="swarm-mcp: a multi-agent swarm", version=_version(), instructions=INSTRUCTIONS,
                     lifespan=lambda _app: service.serving(), subscriptions=bus, tools=tools, extensions=[TasksExtension(tasks)],
@@ -163,6 +163,7 @@ def build_server(settings: Any = None, *, models: Any = None, service: SwarmServ
     tasks.mcp = mcp
     mcp.middleware.append(check)
     mcp.middleware.append(tasks.middleware)  # inside the argument check: a task starts only from valid arguments
+    tasks.watchers.guard_listen(mcp._lowlevel_server)  # (before the subscription rules wrap it: they check its URIs first)
     register_resources(mcp, service)
     return mcp
 

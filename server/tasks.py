@@ -39,6 +39,7 @@ from swarm.errors import UnknownTaskError, UserInputError
 from .interaction import Call, approval_decision, approval_question, approval_schema, in_task
 from .principal import principal_of
 from .render import session_result, summary
+from .task_stream import TaskWatchers
 
 log = logging.getLogger("swarm_mcp.tasks")
 
@@ -131,6 +132,8 @@ class SessionTool:
         outcome = session_result(shown, live=False)
         result = types.CallToolResult(content=[types.TextContent(type="text", text=summary(outcome))],
                                       structured_content=outcome.model_dump(mode="json"))
+        if stop == "failed":  # the tool ran and its work failed: a tool error, not a protocol one (the task completed)
+            result.is_error = True
         return TaskView("completed", f"the session is {stop}", result=result.model_dump(mode="json", by_alias=True, exclude_none=True))
 
     async def answer(self, call: Call, state: Any, responses: dict[str, Any]) -> None:
@@ -183,8 +186,8 @@ class TaskLayer:
         self.service = service
         self.mcp = mcp
         self.tools: dict[str, TaskTool] = {}
-        self.notify_to: dict[str, tuple[Any, str]] = {}
-        """2025 tasks created on a connection here: task id -> (its session, the status last sent)."""
+        self.watchers = TaskWatchers(self)
+        """Who hears of which task's changes (server/task_stream.py)."""
 
     # ---- starting a task ----------------------------------------------------------------------------
 
@@ -200,7 +203,7 @@ class TaskLayer:
 
     async def _call(self, ctx: ServerRequestContext[Any, Any], tool: TaskTool, call_next: Any) -> Any:
         modern = (ctx.protocol_version or "") >= MODERN
-        asked = _declares(ctx) if modern else isinstance((ctx.params or {}).get("task"), Mapping)
+        asked = declares(ctx) if modern else isinstance((ctx.params or {}).get("task"), Mapping)
         if not asked:
             if tool.support == "required":
                 require_client_extension(ctx, TASKS)  # raises -32021 naming the extension to declare
@@ -220,9 +223,9 @@ class TaskLayer:
                                       ttl_ms=ttl if isinstance(ttl, int) and ttl > 0 else None)
         state = await engine.task(task.id, call.principal)
         if modern:
-            return {"resultType": "task", **self._task(state, TaskView("working"), modern=True)}
-        self.notify_to[task.id] = (ctx.session, "working")
-        return {"task": self._task(state, TaskView("working"), modern=False)}
+            return {"resultType": "task", **self.task_body(state, TaskView("working"), modern=True)}
+        self.watchers.watch_2025(ctx.session, state)
+        return {"task": self.task_body(state, TaskView("working"), modern=False)}
 
     def call(self, ctx: ServerRequestContext[Any, Any]) -> Call:
         return Call(Context(request_context=ctx, mcp_server=self.mcp))
@@ -241,10 +244,11 @@ class TaskLayer:
 
     # ---- reading a task -----------------------------------------------------------------------------
 
-    async def _state(self, ctx: ServerRequestContext[Any, Any], task_id: str) -> tuple[Any, TaskView]:
+    async def read(self, task_id: str, principal: str | None) -> tuple[Any, TaskView]:
+        """The task and how its client reads it (a -32602 error if ``principal`` has no such task; None: any principal)."""
         engine = await self.service.engine()
         try:
-            state = await engine.task(task_id, principal_of(ctx))
+            state = await engine.task(task_id, principal)
         except UnknownTaskError as exc:
             raise MCPError(code=types.INVALID_PARAMS, message=str(exc)) from None
         tool = self.tools.get(state.task.tool)
@@ -254,7 +258,7 @@ class TaskLayer:
             view.inputs = {k: v for k, v in view.inputs.items() if k not in state.task.answers}
         return state, view
 
-    def _task(self, state: Any, view: TaskView, *, modern: bool) -> dict[str, Any]:
+    def task_body(self, state: Any, view: TaskView, *, modern: bool) -> dict[str, Any]:
         task = state.task
         body: dict[str, Any] = {"taskId": task.id, "status": view.status, "createdAt": _stamp(task.created_at),
                                 "lastUpdatedAt": _stamp(state.updated_at)}
@@ -268,21 +272,23 @@ class TaskLayer:
 
     async def get(self, ctx: ServerRequestContext[Any, Any], params: types.GetTaskRequestParams) -> dict[str, Any]:
         modern = self._gate(ctx, params.task_id)
-        state, view = await self._state(ctx, params.task_id)
-        body = self._task(state, view, modern=modern)
-        if not modern:
-            return body
+        state, view = await self.read(params.task_id, principal_of(ctx))
+        return {"resultType": "complete", **self.detailed(state, view)} if modern else self.task_body(state, view, modern=False)
+
+    def detailed(self, state: Any, view: TaskView) -> dict[str, Any]:
+        """The task as 2026-07-28 ``tasks/get`` and ``notifications/tasks`` show it: with what it waits for, its result or error."""
+        body = self.task_body(state, view, modern=True)
         if view.status == "input_required":
             body["inputRequests"] = view.inputs
         elif view.status == "completed" and view.result is not None:
             body["result"] = view.result
         elif view.status == "failed":
             body["error"] = view.error or {"code": types.INTERNAL_ERROR, "message": view.message or "the task failed"}
-        return {"resultType": "complete", **body}
+        return body
 
     async def update(self, ctx: ServerRequestContext[Any, Any], params: UpdateTaskParams) -> dict[str, Any]:
         self._gate(ctx, params.task_id)
-        state, view = await self._state(ctx, params.task_id)
+        state, view = await self.read(params.task_id, principal_of(ctx))
         given = {k: v for k, v in params.input_responses.items() if k in view.inputs}  # others: not (or no longer) asked
         if given and view.status == "input_required":
             await self._answer(ctx, state, given, view)
@@ -308,7 +314,7 @@ class TaskLayer:
 
     async def cancel(self, ctx: ServerRequestContext[Any, Any], params: types.CancelTaskRequestParams) -> dict[str, Any]:
         modern = self._gate(ctx, params.task_id)
-        state, view = await self._state(ctx, params.task_id)
+        state, view = await self.read(params.task_id, principal_of(ctx))
         if view.terminal:
             if not modern:
                 raise MCPError(code=types.INVALID_PARAMS, message=f"task {params.task_id} has already ended ({view.status}): nothing to cancel")
@@ -316,8 +322,8 @@ class TaskLayer:
         await self.service.cancel(self.call(ctx), state.task.session_id)
         if modern:
             return {"resultType": "complete"}
-        state, view = await self._state(ctx, params.task_id)
-        return self._task(state, view, modern=False)
+        state, view = await self.read(params.task_id, principal_of(ctx))
+        return self.task_body(state, view, modern=False)
 
     def _gate(self, ctx: ServerRequestContext[Any, Any], task_id: str) -> bool:
         """Whether the request speaks 2026-07-28; there, the routing header must name the task and the extension be declared."""
@@ -337,7 +343,7 @@ class TaskLayer:
         call = self.call(ctx)
         asked: set[str] = set()
         while True:
-            state, view = await self._state(ctx, params.task_id)
+            state, view = await self.read(params.task_id, principal_of(ctx))
             if view.terminal:
                 break
             if view.status == "input_required" and call.can_elicit and not set(view.inputs) <= asked:
@@ -388,33 +394,8 @@ class TaskLayer:
         for state in states:
             tool = self.tools.get(state.task.tool)
             view = tool.view(state) if tool is not None else TaskView("failed")
-            tasks.append(self._task(state, view, modern=False))
+            tasks.append(self.task_body(state, view, modern=False))
         return {"tasks": tasks, **({"nextCursor": cursor} if cursor else {})}
-
-    async def session_changed(self, session_id: str) -> None:
-        """Send ``notifications/tasks/status`` for the 2025 tasks of ``session_id`` whose status changed."""
-        if not self.notify_to:
-            return
-        engine = await self.service.engine()
-        for task_id, (session, sent) in list(self.notify_to.items()):
-            try:
-                state = await engine.task(task_id, None)
-            except Exception:
-                self.notify_to.pop(task_id, None)
-                continue
-            if state.task.session_id != session_id:
-                continue
-            tool = self.tools.get(state.task.tool)
-            view = tool.view(state) if tool is not None else TaskView("failed")
-            if view.status == sent:
-                continue
-            self.notify_to[task_id] = (session, view.status)
-            if view.terminal:
-                self.notify_to.pop(task_id, None)
-            try:
-                await session._connection.notify("notifications/tasks/status", self._task(state, view, modern=False))
-            except Exception as exc:  # a notification must never fail a session
-                log.debug("task status notification not sent: %s", exc)
 
 
 class TasksExtension(Extension):
@@ -436,7 +417,7 @@ class TasksExtension(Extension):
         ]
 
 
-def _declares(ctx: ServerRequestContext[Any, Any]) -> bool:
+def declares(ctx: ServerRequestContext[Any, Any]) -> bool:
     """Whether this 2026-07-28 request declares the tasks extension (capabilities are per request there)."""
     capabilities = ctx.session.client_capabilities
     return bool(capabilities is not None and capabilities.extensions and TASKS in capabilities.extensions)

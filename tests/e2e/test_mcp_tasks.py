@@ -277,6 +277,14 @@ async def _legacy_tasks(client: Legacy) -> None:
 
     listed = await client.request("tasks/list", {})
     assert [t["taskId"] for t in listed["tasks"]] == [gate["task"]["taskId"], task["taskId"]], listed
+
+    held = (await client.request("tools/call", {"name": "invoke_hitl_checkpoint_phase", "arguments": {"message": "Wait here"}, "task": {}}))["task"]
+    deadline = time.monotonic() + 30
+    while (got := await client.request("tasks/get", {"taskId": held["taskId"]}))["status"] != "input_required":
+        assert time.monotonic() < deadline, got
+        await anyio.sleep(0.05)
+    cancelled = await client.request("tasks/cancel", {"taskId": held["taskId"]})
+    assert cancelled["status"] == "cancelled" and cancelled["taskId"] == held["taskId"], cancelled
     with pytest.raises(RpcError) as ended:  # 2025: a task that ended cannot be cancelled
         await client.request("tasks/cancel", {"taskId": task["taskId"]})
     assert ended.value.code == -32602
@@ -301,3 +309,45 @@ async def test_a_task_survives_kill_9_between_two_polls_and_completes_with_no_mo
             done = await Modern(server.url).poll(handle["taskId"], timeout=60)
     assert done["status"] == "completed" and done["result"]["structuredContent"]["result"] == "Done after a restart.", done
     assert logged_indices(tmp_path) == list(range(len(script))), logged_indices(tmp_path)
+
+
+async def test_task_status_is_pushed_on_a_2026_listen_stream_and_to_the_2025_connection_that_made_it(tmp_path: Path) -> None:
+    script = [{"agent": "copilot_control", "handoff": "researcher", "delay": 0.3}, {"agent": "researcher", "text": "Pushed.", "delay": 0.3}]
+    async with http_server(tmp_path, script + script) as server:
+        client = Modern(server.url)
+        with anyio.fail_after(60):
+            handle = await client.request("tools/call", {"name": "copilot", "arguments": {"task": "Say something"}})
+            body = {"jsonrpc": "2.0", "id": 99, "method": "subscriptions/listen", "params": {
+                "notifications": {"taskIds": [handle["taskId"]]}, "_meta": {
+                    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                    "io.modelcontextprotocol/clientInfo": {"name": "tasks-test", "version": "1"},
+                    "io.modelcontextprotocol/clientCapabilities": {"extensions": {TASKS: {}}}}}}
+            headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
+                       "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "subscriptions/listen"}
+            frames: list[dict[str, Any]] = []
+            async with httpx2.AsyncClient(timeout=60) as http:
+                async with http.stream("POST", server.url, content=json.dumps(body), headers=headers) as response:
+                    async for line in response.aiter_lines():
+                        if line.startswith("data:") and line[5:].strip():
+                            frames.append(json.loads(line[5:]))
+                            if frames[-1].get("method") == "notifications/tasks" and frames[-1]["params"]["status"] in TERMINAL:
+                                break
+            assert frames[0]["method"] == "notifications/subscriptions/acknowledged", frames[0]
+            assert frames[0]["params"]["notifications"]["taskIds"] == [handle["taskId"]]
+            pushed = [f["params"] for f in frames if f.get("method") == "notifications/tasks"]
+            assert pushed[0]["taskId"] == handle["taskId"] and pushed[-1]["status"] == "completed", pushed
+            assert pushed[-1]["result"]["structuredContent"]["result"] == "Pushed." and pushed[-1]["_meta"]
+            with pytest.raises(RpcError) as foreign:  # a task id that is not the caller's is refused, not watched
+                await Modern(server.url).request("subscriptions/listen", {"notifications": {"taskIds": ["t_someone_elses"]}})
+            assert foreign.value.code == -32602
+
+    (tmp_path / "stdio").mkdir()
+    with anyio.fail_after(60):
+        async with Legacy(env=serve_env(tmp_path / "stdio", script)) as legacy:
+            created = await legacy.request("tools/call", {"name": "copilot", "arguments": {"task": "Say something"}, "task": {}})
+            await legacy.request("tasks/result", {"taskId": created["task"]["taskId"]})
+            while not any(m.get("method") == "notifications/tasks/status" and m["params"]["status"] == "completed" for m in legacy.seen):
+                await legacy.request("tasks/get", {"taskId": created["task"]["taskId"]})  # reads what the server sent meanwhile
+    statuses = [m["params"]["status"] for m in legacy.seen if m.get("method") == "notifications/tasks/status"]
+    assert statuses[-1] == "completed" and all(m["params"]["taskId"] == created["task"]["taskId"] for m in legacy.seen
+                                               if m.get("method") == "notifications/tasks/status"), statuses

@@ -163,3 +163,35 @@ async def test_an_empty_message_for_a_running_session_is_refused(settings: Any) 
             await engine.durable.send_input(record.id, "  ")
         with pytest.raises(UserInputError, match="max_rounds"):
             await engine.durable.send_input(record.id, "go on", max_rounds=0)
+
+
+async def test_cancel_stops_a_run_whose_workflow_is_queued_here_but_not_yet_executing(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Between a run's workflow being started and its body registering as executing here, a cancel used to be taken
+    for another replica's run: it cancelled the workflow, found nobody executing it and answered "requested" - and
+    nobody ever recorded the session cancelled (it stayed running for good)."""
+    from swarm.durable import DurableRuns
+
+    release = anyio.Event()
+    held = anyio.Event()
+    execute = DurableRuns.execute
+
+    async def held_execute(self: Any, kind: str, session_id: str) -> Any:
+        held.set()
+        await release.wait()
+        return await execute(self, kind, session_id)
+
+    monkeypatch.setattr(DurableRuns, "execute", held_execute)
+    async with Engine(durable(settings, executor_id="test-window"), tools=phase_tool_registry(), models=ScriptedModels(Script(SCRIPT))) as engine:
+        record = await engine.create("Explain processes and threads")
+        with anyio.fail_after(30):
+            await engine.live.start(engine, record.id, principal="local",
+                                    go=lambda on_update, local: engine.go_on(record.id, on_update=on_update, local=local))
+            await held.wait()  # the leg's workflow is dequeued here; its body has not begun
+            cancelled, how = await engine.cancel_session(record.id, grace=2.0)
+            assert (cancelled.status, how) == ("cancelled", "recorded"), (cancelled.status, how)
+            release.set()  # the held body now finds the session cancelled and plays nothing
+            run = engine.live.get(record.id)
+            if run is not None and run.task is not None:
+                await run.task
+    async with Engine(durable(settings, executor_id="test-window"), tools=phase_tool_registry(), models=ScriptedModels(Script([]))) as engine:
+        assert (await engine.get(record.id)).status == "cancelled"
