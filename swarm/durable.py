@@ -196,10 +196,22 @@ class DurableRuns:
                     if dead != self.executor_id and await self.heartbeats.take_over(dead, stale):
                         handles = await asyncio.to_thread(DBOS._recover_pending_workflows, [dead])
                         log.warning("executor %s went silent: recovered %d session run(s)", dead, len(handles))
+                await self._stop_cancelled()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("durable heartbeat failed; retrying")
+
+    async def _stop_cancelled(self) -> None:
+        """Interrupt the runs here whose workflow was cancelled from another replica: a cancel stops a run at its next
+        round, and a model call that never returns would keep it from ever getting there."""
+        for session_id in self.live.executing():
+            record = await self.store.get_session(session_id)
+            wid = self.engine.workflow_of(record)
+            status = await DBOS.get_workflow_status_async(wid) if wid is not None and record.status == "running" else None
+            if status is not None and status.status == "CANCELLED":
+                log.info("session %s was cancelled on another replica: interrupting its run here", session_id)
+                self.live.interrupt(session_id, "cancel", "cancel_session")
 
     async def _adopt_orphans(self) -> None:
         """Enqueue the legs of sessions left ``running`` with no workflow (a crash between prepare and enqueue)."""

@@ -206,6 +206,7 @@ class Engine:
             await self.live.stop(run, "cancel", grace)
             record = await self.store.get_session(session_id, principal)
         elif record.status == "running" and self.durable is not None and await self.cancel(session_id, principal):
+            self.live.interrupt(session_id, "cancel", "cancel_session")  # executing here with no caller: end its model call now
             record = await self._await_stop(session_id, principal, grace)
             if record.status == "running":
                 return record, "requested"

@@ -218,6 +218,18 @@ class LiveRuns:
         run = self._runs.get(session_id)
         return run.execution if run is not None else None
 
+    def executing(self) -> list[str]:
+        """The sessions whose work executes in this process now."""
+        return [sid for sid, run in self._runs.items() if run.execution is not None]
+
+    def interrupt(self, session_id: str, reason: str, note: str | None = None) -> bool:
+        """Interrupt the session's run here (its in-flight model call ends); False if nothing of it is live here."""
+        run = self._runs.get(session_id)
+        if run is None:
+            return False
+        run.interrupt(reason, note)
+        return True
+
     def relay(self, session_id: str) -> Any:
         """The on_update of the caller here following the session's durable run (None: none)."""
         run = self._runs.get(session_id)
@@ -247,7 +259,12 @@ class LiveRuns:
         run.execution, before = execution, execution.control
         if control is not None:
             execution.control = control
-        token = current_run.set(run) if run.following and current_run.get() is not run else None
+        outer_run = current_run.get()
+        # The work's model calls answer to this session's run (its caller's, or the entry itself when none follows it
+        # here: a dequeued or recovered workflow), so that an interrupt reaches them; work nested in another session's
+        # run (a phase a swarm tool starts) keeps that run's.
+        own = outer_run is None or outer_run.session_id == session_id
+        token = current_run.set(run) if own and outer_run is not run else None
         try:
             yield run
         finally:

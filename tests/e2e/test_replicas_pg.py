@@ -407,3 +407,26 @@ async def test_a_subscriber_on_another_replica_hears_of_the_session(tmp_path: Pa
             assert await workflow_row(database, f"{sid}.leg0") == ("SUCCESS", "replica-a")  # run by A, start to end
         assert logged(tmp_path) == list(range(len(WATCHED)))
         print(f"\nreplica-b's clients heard (era, status, last_seq) while replica-a ran {sid}: {heard.heard}")
+
+
+async def test_a_task_made_on_one_replica_is_followed_to_its_end_on_the_other(tmp_path: Path, database: str) -> None:
+    """An MCP task (2026-07-28) is a session seen through the tasks protocol: replica-b answers tasks/get for a task
+    replica-a made, while the work goes on wherever it runs, up to the tool's result inline; a cancel through replica-b
+    of another task stops it on replica-a."""
+    from tests.e2e.test_mcp_tasks import Modern
+
+    script = [{"agent": "copilot_control", "handoff": "researcher", "delay": 0.2}, {"agent": "researcher", "text": "Done on a replica.", "delay": 0.2}]
+    script += [{"agent": "copilot_control", "hang": True}]
+    with anyio.fail_after(80):
+        async with two_replicas(tmp_path, database, script) as servers:
+            a, b = Modern(servers["replica-a"].url), Modern(servers["replica-b"].url)
+            handle = await a.request("tools/call", {"name": "copilot", "arguments": {"task": "Say it from a replica"}})
+            done = await b.poll(handle["taskId"], timeout=60)
+            assert done["status"] == "completed", done
+            assert done["result"]["structuredContent"]["result"] == "Done on a replica."
+            hung = await a.request("tools/call", {"name": "copilot", "arguments": {"task": "Think forever"}})
+            while not logged(tmp_path)[2:]:  # its model call is in flight somewhere
+                await anyio.sleep(POLL)
+            assert (await b.request("tasks/cancel", {"taskId": hung["taskId"]}))["resultType"] == "complete"
+            stopped = await a.poll(hung["taskId"], timeout=30)
+            assert stopped["status"] == "cancelled", stopped
