@@ -176,6 +176,7 @@ class SessionRunner:
                 client_for=lambda m: JournaledModelClient(self.models.client_for(m.name, m.model_tier), journal, m.name, self.models.spec_for(m.model_tier)),
                 tools_for=lambda m: [JournaledTool(t, journal, m.name, ctx.outbox) for t in self.tools.build(m.tools, ctx, m.name)],
             )
+            routers = [agent for agent in team._participants if isinstance(agent, CopilotControl)]  # (found once, not per round)
             for index, leg in enumerate(record.legs):
                 current = index == len(record.legs) - 1
                 control.arm(leg.max_rounds if current else leg.rounds)
@@ -192,7 +193,7 @@ class SessionRunner:
                     live = round_no > committed  # a new round, not one replayed from the journal
                     if live:
                         leg.rounds += 1
-                        commit = self._round_commit(record, turn, round_no, team, journal, ctx, on_update)
+                        commit = self._round_commit(record, turn, round_no, routers, journal, ctx, on_update)
                     else:  # replayed: its events and usage are already recorded
                         journal.take_usage()
                         journal.tool_events.clear()
@@ -252,7 +253,7 @@ class SessionRunner:
         return SessionContext(session_id=record.id, work_dir=work_dir, settings=self.settings, state=record.meta, services=self.services,
                               grants=record.grants)
 
-    def _round_commit(self, record: SessionRecord, turn: list[Any], round_no: int, team: Any, journal: CallJournal,
+    def _round_commit(self, record: SessionRecord, turn: list[Any], round_no: int, routers: list[CopilotControl], journal: CallJournal,
                       ctx: SessionContext, on_update: OnUpdate | None) -> Callable[[], Awaitable[None]]:
         """The write of a round just played: its events, the route taken, usage, the session row."""
         events = ctx_events(ctx)
@@ -261,10 +262,10 @@ class SessionRunner:
                 for result in message.content:
                     events.extend(e.model_copy(update={"round": round_no}) for e in journal.tool_events.pop(result.call_id, []))
             events.extend(events_from_message(message, round_no))
-        for agent in team._participants:
-            if isinstance(agent, CopilotControl) and agent.last_decision is not None:
-                record.meta["route"] = agent.last_decision.as_dict()
-                agent.last_decision = None
+        for router in routers:
+            if router.last_decision is not None:
+                record.meta["route"] = router.last_decision.as_dict()
+                router.last_decision = None
         usage = journal.take_usage()
 
         async def commit() -> None:
