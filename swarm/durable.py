@@ -251,7 +251,9 @@ class DurableRuns:
         return await self.store.get_session(session_id)
 
     async def _enqueue(self, record: SessionRecord, local: bool = False) -> Any:
-        """Start the workflow of the session's prepared work of its own kind (on the queue, or in this process)."""
+        """Start the workflow of the session's prepared work of its own kind: in this process when it must (``local``) or
+        can at once (a slot is free here: no wait for the queue's next poll), else on the shared queue."""
+        local = local or len(self.live.executing()) < self.settings.concurrency
         return await self._start(kind_of(record), record.id, self.engine.workflow_of(record), local)  # type: ignore[arg-type]
 
     async def _start(self, kind: str, session_id: str, key: str, local: bool) -> Any:
@@ -286,7 +288,7 @@ class DurableRuns:
         ended = asyncio.ensure_future(ended_here.wait())
         try:
             while True:
-                done, _ = await asyncio.wait({result, ended}, timeout=POLL_SECONDS)
+                done, _ = await asyncio.wait({result, ended}, timeout=POLL_SECONDS, return_when=asyncio.FIRST_COMPLETED)
                 if ended in done and not result.done():  # the leg ended here: no need to poll DBOS for its outcome
                     return
                 if relay is not None and not self.live.executes(session_id):
