@@ -168,8 +168,22 @@ def m006_tasks(conn: sa.Connection) -> None:
     tasks.create(conn, checkfirst=True)
 
 
+def m007_checkpoints(conn: sa.Connection) -> None:
+    """The ``checkpoints`` table: per session, the team's saved state after its last leg played to its end, with the
+    journal position and rounds after it. Resuming a session loads it and replays only the leg after it, instead of
+    every leg since the start (swarm/runner.py); a session without one (all of them, before this) replays from the start."""
+    sa.Table(
+        "checkpoints", sa.MetaData(),
+        sa.Column("session_id", sa.String(64), primary_key=True),
+        sa.Column("legs", sa.Integer, nullable=False),
+        sa.Column("position", sa.Integer, nullable=False),
+        sa.Column("rounds", sa.Integer, nullable=False),
+        sa.Column("body", sa.Text, nullable=False),
+    ).create(conn, checkfirst=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (m001_initial, m002_health, m003_sessions_by_principal, m004_session_grants_unknown,
-                                     m005_session_output, m006_tasks)
+                                     m005_session_output, m006_tasks, m007_checkpoints)
 """Every migration, in the order they run."""
 
 

@@ -13,8 +13,10 @@ failure, a client that went away and a kill -9 are all resumed the same way.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Mapping, Protocol
 
@@ -160,11 +162,13 @@ class SessionRunner:
     async def _play_leg(self, record: SessionRecord, control: RoundControl, round_step: RoundStep | None, on_update: OnUpdate | None) -> SessionRecord:
         session_id = record.id
         token, grants_token = current_session.set(session_id), current_grants.set(record.grants)
-        journal = await CallJournal.load(self.store, session_id)
+        start = await self._checkpoint(record)  # (legs covered, journal position, rounds, team state) or none: from the start
+        journal = CallJournal(self.store, session_id, await self.store.journal_load(session_id, start.position))
+        journal.position = start.position
         ctx = self._context(record)
         ctx.journal = journal
         entry = record.meta.get("entry", ROUTER_AGENT)
-        committed, round_no = record.total_rounds, 0
+        committed, round_no = record.total_rounds, start.rounds
         cancelled: SessionCancelled | None = None
         try:
             make_work_dir(ctx.work_dir)
@@ -177,7 +181,11 @@ class SessionRunner:
                 tools_for=lambda m: [JournaledTool(t, journal, m.name, ctx.outbox) for t in self.tools.build(m.tools, ctx, m.name)],
             )
             routers = [agent for agent in team._participants if isinstance(agent, CopilotControl)]  # (found once, not per round)
+            if start.state is not None:
+                await team.load_state(start.state)
             for index, leg in enumerate(record.legs):
+                if index < start.legs:
+                    continue  # in the checkpoint: not replayed
                 current = index == len(record.legs) - 1
                 control.arm(leg.max_rounds if current else leg.rounds)
                 turn: list[Any] = []
@@ -212,6 +220,8 @@ class SessionRunner:
                     turn = []
                 if cancelled is not None:
                     raise cancelled
+            await self.store.checkpoint_put(session_id, legs=len(record.legs), position=journal.position, rounds=round_no,
+                                            body=json.dumps(await team.save_state(), default=str))
             await self._finish(record, control, on_update)
         except asyncio.CancelledError:
             # The caller went away: the session stays paused and resumable; the cancel goes on.
@@ -235,6 +245,16 @@ class SessionRunner:
             current_session.reset(token)
             current_grants.reset(grants_token)
         return record
+
+    async def _checkpoint(self, record: SessionRecord) -> "Checkpoint":
+        """Where playing the session's last leg starts: after the checkpoint of every leg before it, if the store has
+        one (the team's state, the journal position and rounds after them), else from the start (every earlier leg
+        replayed from the journal)."""
+        found = await self.store.checkpoint_get(record.id)
+        if found is None or found[0] != len(record.legs) - 1:  # none, or not of exactly the legs before this one
+            return Checkpoint()
+        legs, position, rounds, body = found
+        return Checkpoint(legs, position, rounds, json.loads(body))
 
     def _check(self, record: SessionRecord, message: str | None, max_rounds: int | None) -> None:
         sid = record.id
@@ -299,6 +319,17 @@ class SessionRunner:
         saved = await self.store.save(record, events)
         if on_update is not None:
             await on_update(record, saved)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Where a leg's play starts: after ``legs`` legs (played ``rounds`` rounds and the journal up to ``position``), with
+    the team's ``state`` then; the default starts from the beginning."""
+
+    legs: int = 0
+    position: int = 0
+    rounds: int = 0
+    state: Any = None
 
 
 def make_work_dir(path: Path) -> None:

@@ -82,6 +82,14 @@ tasks = sa.Table(
     sa.Column("body", sa.Text, nullable=False),  # swarm.tasks.TaskRecord as JSON
     sa.Index("ix_tasks_principal_created_at", "principal", "created_at"),
 )
+checkpoints = sa.Table(
+    "checkpoints", metadata,
+    sa.Column("session_id", sa.String(64), primary_key=True),
+    sa.Column("legs", sa.Integer, nullable=False),  # how many legs of the session the state covers (all of them played to their end)
+    sa.Column("position", sa.Integer, nullable=False),  # the journal position after them
+    sa.Column("rounds", sa.Integer, nullable=False),  # the rounds played in them
+    sa.Column("body", sa.Text, nullable=False),  # the team's saved state (autogen save_state), JSON
+)
 
 
 # Statements built once: only their parameters change per call (the hot path writes per round and per call).
@@ -101,8 +109,10 @@ class Store(Protocol):
     async def events(self, session_id: str, after_seq: int = 0) -> list[Event]: ...
     async def changed_since(self, since: Any) -> list[tuple[str, str, int, str]]: ...
     async def running(self, kind: str = "copilot") -> list[SessionRecord]: ...
-    async def journal_load(self, session_id: str) -> dict[int, tuple[str, str]]: ...
+    async def journal_load(self, session_id: str, after_seq: int = 0) -> dict[int, tuple[str, str]]: ...
     async def journal_put(self, session_id: str, seq: int, *, agent: str, kind: str, name: str, request_hash: str, request: str, response: str) -> None: ...
+    async def checkpoint_put(self, session_id: str, *, legs: int, position: int, rounds: int, body: str) -> None: ...
+    async def checkpoint_get(self, session_id: str) -> tuple[int, int, int, str] | None: ...
     async def journal_truncate(self, session_id: str, from_seq: int) -> None: ...
 
 
@@ -354,9 +364,10 @@ class SqlStore:
         rows = await self._tx(lambda conn: conn.execute(query).all())
         return [SessionRecord.model_validate_json(r[0]) for r in rows]
 
-    async def journal_load(self, session_id: str) -> dict[int, tuple[str, str]]:
-        """Every journaled call of a session: seq -> (request hash, response JSON)."""
-        query = sa.select(journal.c.seq, journal.c.request_hash, journal.c.response).where(journal.c.session_id == session_id)
+    async def journal_load(self, session_id: str, after_seq: int = 0) -> dict[int, tuple[str, str]]:
+        """The journaled calls of a session after ``after_seq``: seq -> (request hash, response JSON)."""
+        query = sa.select(journal.c.seq, journal.c.request_hash, journal.c.response).where(journal.c.session_id == session_id,
+                                                                                          journal.c.seq > after_seq)
         rows = await self._tx(lambda conn: conn.execute(query).all())
         return {r[0]: (r[1], r[2]) for r in rows}
 
@@ -368,6 +379,23 @@ class SqlStore:
             await self._tx(lambda cursor: fast.run(cursor, [row]), raw=True)
         else:
             await self._tx(lambda conn: conn.execute(_INSERT_CALL, row))
+
+    async def checkpoint_put(self, session_id: str, *, legs: int, position: int, rounds: int, body: str) -> None:
+        """Keep the team's state after ``legs`` legs (replacing the session's previous checkpoint)."""
+        values = dict(legs=legs, position=position, rounds=rounds, body=body)
+
+        def op(conn: sa.Connection) -> None:
+            if conn.execute(checkpoints.update().where(checkpoints.c.session_id == session_id).values(**values)).rowcount == 0:
+                conn.execute(checkpoints.insert().values(session_id=session_id, **values))
+
+        await self._tx(op)
+
+    async def checkpoint_get(self, session_id: str) -> tuple[int, int, int, str] | None:
+        """The session's checkpoint: ``(legs, position, rounds, body)``, or None."""
+        query = sa.select(checkpoints.c.legs, checkpoints.c.position, checkpoints.c.rounds, checkpoints.c.body).where(
+            checkpoints.c.session_id == session_id)
+        row = await self._tx(lambda conn: conn.execute(query).first())
+        return tuple(row) if row is not None else None  # type: ignore[return-value]
 
     async def journal_truncate(self, session_id: str, from_seq: int) -> None:
         stmt = journal.delete().where(journal.c.session_id == session_id, journal.c.seq >= from_seq)

@@ -195,7 +195,7 @@ async def test_an_e8d9cb5_database_migrates_and_its_sessions_go_on(new_database:
     try:
         runs = await recorded(url)
         assert [name for name, _ in runs] == NAMES == ["m001_initial", "m002_health", "m003_sessions_by_principal", "m004_session_grants_unknown",
-                                                          "m005_session_output", "m006_tasks"]
+                                                          "m005_session_output", "m006_tasks", "m007_checkpoints"]
 
         # sessions, records, transcripts and journals read back intact
         assert {r.id for r in await store.list_sessions()} == {copilot["id"], phase["id"]}

@@ -202,3 +202,31 @@ async def test_a_work_dir_that_cannot_be_made_fails_the_session_clearly_instead_
     assert record.status == "failed" and "cannot create the session's work dir" in (record.error or ""), record
     assert (await engine.get(record.id)).status == "failed"  # stored: a continue retries it once the directory is fixed
     await engine.store.close()
+
+
+async def test_a_continue_starts_from_the_checkpoint_of_the_legs_before_it_not_from_the_first_round(settings: Any) -> None:
+    """Resuming replays only the leg after the last checkpoint: the journal before it is not even read, and the
+    conversation goes on exactly as a full replay would (each agent's context, the router's inputs, the rounds). A
+    checkpoint that does not cover exactly the legs before the one being played is not used."""
+    hops = [{"agent": "copilot_control", "handoff": "researcher"}, {"agent": "researcher", "handoff": "controller"},
+            {"agent": "controller", "handoff": "researcher"}, {"agent": "researcher", "handoff": "controller"},
+            {"agent": "controller", "handoff": "researcher"}, {"agent": "researcher", "text": "all done"}]
+    engine, record, script = await run_script(settings, hops, "Plan it with the controller", max_rounds=2)
+    loads: list[int] = []
+    original = engine.store.journal_load
+
+    async def journal_load(session_id: str, after_seq: int = 0) -> Any:
+        loads.append(after_seq)
+        return await original(session_id, after_seq)
+
+    engine.store.journal_load = journal_load  # type: ignore[method-assign]
+    record = await engine.run(record.id, max_rounds=2)
+    assert record.status == "paused" and record.total_rounds == 4
+    record = await engine.run(record.id, max_rounds=5)
+    assert record.status == "completed" and record.result == "all done" and record.total_rounds == 6
+    assert loads == [2, 4], loads  # each continue read the journal after the calls its checkpoint covers
+    assert record.total_usage().total_tokens == 6 * 15
+    script.assert_exhausted()
+    legs, position, rounds, _ = await engine.store.checkpoint_get(record.id)
+    assert (legs, position, rounds) == (3, 6, 6)
+    await engine.store.close()
