@@ -17,7 +17,7 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.tools import Tool
 from phases.registry import PHASES
 
-from .arguments import LazyArguments, arguments_model, arguments_schema
+from .arguments import LazyArguments, arguments_model, arguments_schema, published_arguments
 from .edge import ArgumentCheck, tool_edge
 from .interaction import Call
 from .notify import PrincipalBus
@@ -38,7 +38,7 @@ from .schemas import (
     SessionResult,
     Task,
     WaitSeconds,
-    flat_schema,
+    published_schema,
 )
 from .service import SwarmService
 
@@ -67,7 +67,7 @@ def build_server(settings: Any = None, *, models: Any = None, service: SwarmServ
         service.notifier.bus = bus
     check = ArgumentCheck()
     tools: list[Tool] = []
-    output_schema = flat_schema(SessionResult.model_json_schema())
+    output_schema = published_schema(SessionResult.model_json_schema())
 
     def tool(name: str, title: str, *, read_only: bool = False, destructive: bool = False) -> Callable[[Callable[..., Awaitable[Any]]], Any]:
         """Register a tool: its argument schema, its strict argument model (built at its first call), the shared
@@ -77,7 +77,7 @@ def build_server(settings: Any = None, *, models: Any = None, service: SwarmServ
             build = functools.partial(check.model, name)
             check.add(name, functools.partial(arguments_model, name, fn), schema)
             tools.append(Tool(
-                fn=tool_edge(fn), name=name, title=title, description=inspect.cleandoc(fn.__doc__ or ""), parameters=schema,
+                fn=tool_edge(fn), name=name, title=title, description=inspect.cleandoc(fn.__doc__ or ""), parameters=published_arguments(schema),
                 # output_model=None: results are built from SessionResult models, valid by construction, so the
                 # SDK publishes the schema without validating every result against it again
                 fn_metadata=LazyArguments.of(build, output_schema), is_async=True, context_kwarg="ctx",

@@ -76,6 +76,28 @@ def arguments_schema(name: str, fn: Callable[..., Any]) -> dict[str, Any]:
     return schema
 
 
+def published_arguments(schema: dict[str, Any]) -> dict[str, Any]:
+    """The arguments schema a tool publishes in tools/list: every argument with its type, constraints and description,
+    and no more - no titles, an optional argument as its type (not ``anyOf`` with null: it may be left out), a nested
+    object as an object (its description says its shape; the full check runs on the call). A client pays for every
+    token of every tool's schema in every conversation, so the published schema is kept small."""
+    props: dict[str, Any] = {}
+    for name, prop in schema["properties"].items():
+        prop = {k: v for k, v in prop.items() if k != "title"}
+        branches = prop.pop("anyOf", None)
+        if branches:
+            (typed,) = [b for b in branches if b.get("type") != "null"]
+            prop = {**typed, **prop}
+            if prop.get("default", ...) is None:
+                del prop["default"]
+        if prop.get("type") == "object" or "properties" in prop:
+            prop = {"type": "object", **({"description": prop["description"]} if "description" in prop else {})}
+        elif prop.get("type") == "array" and isinstance(prop.get("items"), dict) and "properties" in prop["items"]:
+            prop = {**{k: v for k, v in prop.items() if k != "items"}, "items": {"type": "object"}}
+        props[name] = prop
+    return {k: (props if k == "properties" else v) for k, v in schema.items() if k != "title"}
+
+
 def _unpack(annotation: Any) -> tuple[Any, list[FieldInfo]]:
     if typing.get_origin(annotation) is typing.Annotated:
         kind, *meta = typing.get_args(annotation)

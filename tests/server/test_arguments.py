@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from server.app import build_server
-from server.arguments import _inline, arguments_model, arguments_schema
+from server.arguments import _inline, arguments_model, arguments_schema, published_arguments
 
 
 def _same(schema: Any, names: bool = False) -> Any:
@@ -30,10 +30,13 @@ def test_every_tool_schema_is_what_pydantic_would_publish(tools: dict[str, Any])
     assert len(tools) == 13
     for name, tool in tools.items():
         fn = tool.fn.__wrapped__
-        assert tool.parameters == arguments_schema(name, fn)
+        assert tool.parameters == published_arguments(arguments_schema(name, fn))  # what tools/list shows: the same, smaller
         pydantic = arguments_model(name, fn).model_json_schema(by_alias=True)
-        ours = {k: v for k, v in tool.parameters.items()}
+        ours = arguments_schema(name, fn)
         assert _same(ours) == _same(pydantic), name
+        published = tool.parameters
+        assert published.get("required") == ours.get("required") and set(published["properties"]) == set(ours["properties"])
+        assert all(p.get("description") for p in published["properties"].values()), name
 
 
 def test_argument_models_are_strict(tools: dict[str, Any]) -> None:
