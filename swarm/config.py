@@ -44,6 +44,9 @@ class Settings:
     sandbox: str = "auto"
     """Isolation of the engineer's code (SWARM_MCP_SANDBOX): auto (bubblewrap, else namespaces, else code is refused),
     bubblewrap, namespaces (unshare + Landlock) or none (the operator's explicit opt-in to resource limits only)."""
+    context_tokens: int = 6000
+    """How many tokens of recent conversation each agent's model sees per call (SWARM_MCP_CONTEXT_TOKENS, estimated at 4
+    characters a token; older messages stay in the transcript). The newest message is always sent."""
     remote_code: bool = False
     """Sessions created by remote (HTTP) callers may execute code (SWARM_MCP_REMOTE_CODE=1); decided per session when it
     is created and kept in its record (swarm/grants.py)."""
@@ -69,8 +72,12 @@ class Settings:
         try:
             concurrency = int(env.get("SWARM_MCP_CONCURRENCY", "8"))
             takeover = float(env.get("SWARM_MCP_TAKEOVER_SECONDS", "5"))
+            context_tokens = int(env.get("SWARM_MCP_CONTEXT_TOKENS", "6000"))
         except ValueError:
-            raise ConfigError("SWARM_MCP_CONCURRENCY must be a whole number (e.g. 8) and SWARM_MCP_TAKEOVER_SECONDS a number of seconds (e.g. 5)") from None
+            raise ConfigError("SWARM_MCP_CONCURRENCY and SWARM_MCP_CONTEXT_TOKENS must be whole numbers (e.g. 8, 6000) and "
+                              "SWARM_MCP_TAKEOVER_SECONDS a number of seconds (e.g. 5)") from None
+        if context_tokens < 256:
+            raise ConfigError(f"SWARM_MCP_CONTEXT_TOKENS must be at least 256 (an agent needs room for its task), got {context_tokens}")
         if concurrency < 1 or takeover <= 0:
             raise ConfigError("SWARM_MCP_CONCURRENCY must be at least 1 and SWARM_MCP_TAKEOVER_SECONDS above 0")
         sandbox = env.get("SWARM_MCP_SANDBOX", "auto").strip().lower() or "auto"
@@ -78,7 +85,7 @@ class Settings:
             raise ConfigError(f"SWARM_MCP_SANDBOX must be auto, bubblewrap, namespaces or none (none runs code without isolation), got {sandbox!r}")
         values: dict[str, object] = dict(home=home, db_url=db_url, model=env.get("SWARM_MCP_MODEL", "auto"), tier_models=tiers, agent_dirs=dirs,
                                          max_retries=retries, durable=durable, executor_id=env.get("SWARM_MCP_EXECUTOR_ID") or None,
-                                         concurrency=concurrency, takeover_seconds=takeover, sandbox=sandbox,
+                                         concurrency=concurrency, takeover_seconds=takeover, sandbox=sandbox, context_tokens=context_tokens,
                                          remote_code=_flag(env.get("SWARM_MCP_REMOTE_CODE")))
         values.update(overrides)
         settings = cls(**values)  # type: ignore[arg-type]

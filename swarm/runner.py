@@ -175,7 +175,7 @@ class SessionRunner:
             # Building the team builds every agent's model client: a missing key or embedded model (ConfigError)
             # ends the session failed here, before any model call, like any other failure of the leg.
             team = build_team(
-                self.agents, control=control, router=self.router, entry=entry,
+                self.agents, control=control, router=self.router, entry=entry, context_tokens=self.settings.context_tokens,
                 router_capable=self.models.is_capable(self.agents[ROUTER_AGENT].model_tier),
                 client_for=lambda m: JournaledModelClient(self.models.client_for(m.name, m.model_tier), journal, m.name, self.models.spec_for(m.model_tier)),
                 tools_for=lambda m: [JournaledTool(t, journal, m.name, ctx.outbox) for t in self.tools.build(m.tools, ctx, m.name)],

@@ -14,8 +14,8 @@ from autogen_agentchat.base import Response, TerminatedException, TerminationCon
 from autogen_agentchat.messages import BaseAgentEvent, BaseChatMessage, HandoffMessage, StopMessage, TextMessage, ToolCallSummaryMessage
 from autogen_agentchat.teams import Swarm
 from autogen_core import CancellationToken
-from autogen_core.model_context import BufferedChatCompletionContext
-from autogen_core.models import ChatCompletionClient
+from autogen_core.model_context import ChatCompletionContext
+from autogen_core.models import ChatCompletionClient, FunctionExecutionResultMessage
 
 from autogen_core.tools import BaseTool
 
@@ -23,19 +23,58 @@ from .manifest import AgentManifest
 from .router import OfflineRouter, RouteDecision
 
 ROUTER_AGENT = "copilot_control"
-CONTEXT_MESSAGES = 24
-"""How many recent messages each agent's model sees (older ones stay in the transcript)."""
+CONTEXT_TOKENS = 6000
+"""Default tokens of recent conversation each agent's model sees (Settings.context_tokens)."""
+CHARS_PER_TOKEN = 4
 
 ROUTE_TARGET = {"planning": "planner", "idea_generation": "idea_maker", "clarify": "assistant"}
 
 
-class BoundedContext(BufferedChatCompletionContext):
-    """A model context that keeps only the recent messages, so saved state stays small."""
+class BoundedContext(ChatCompletionContext):
+    """A model context bounded in tokens, not messages: the model sees the newest messages that fit in ``max_tokens``
+    (estimated at 4 characters a token; the newest is always sent), so a few long messages (code, tool output) cannot
+    blow the model's window and many short ones are not cut early. What it keeps is trimmed too, so saved state stays
+    small."""
+
+    def __init__(self, max_tokens: int = CONTEXT_TOKENS, initial_messages: list[Any] | None = None) -> None:
+        super().__init__(initial_messages)
+        self.max_tokens = max_tokens
+        self._sizes: list[int] = [_tokens(m) for m in self._messages]
 
     async def add_message(self, message: Any) -> None:
         await super().add_message(message)
-        if len(self._messages) > 2 * self._buffer_size:
-            del self._messages[: len(self._messages) - self._buffer_size]
+        self._sizes.append(_tokens(message))
+        if sum(self._sizes) > 2 * self.max_tokens and len(self._messages) > 1:  # keep what the view may still need
+            keep = len(self._window(self.max_tokens))
+            del self._messages[: len(self._messages) - keep]
+            del self._sizes[: len(self._sizes) - keep]
+
+    def _window(self, budget: int) -> list[Any]:
+        total, start = 0, len(self._messages)
+        while start > 0 and (start == len(self._messages) or total + self._sizes[start - 1] <= budget):
+            start -= 1
+            total += self._sizes[start]
+        return self._messages[start:]
+
+    async def get_messages(self) -> list[Any]:
+        messages = self._window(self.max_tokens)
+        while len(messages) > 1 and isinstance(messages[0], FunctionExecutionResultMessage):  # never a tool result without its call
+            messages = messages[1:]
+        return messages
+
+    async def clear(self) -> None:
+        await super().clear()
+        self._sizes = []
+
+    async def load_state(self, state: Any) -> None:
+        await super().load_state(state)
+        self._sizes = [_tokens(m) for m in self._messages]
+
+
+def _tokens(message: Any) -> int:
+    content = getattr(message, "content", "")
+    text = content if isinstance(content, str) else str(content)
+    return 4 + len(text) // CHARS_PER_TOKEN
 
 
 def route_target(decision: RouteDecision, available: Sequence[str]) -> str:
@@ -117,6 +156,7 @@ def build_team(
     router: OfflineRouter,
     router_capable: bool,
     entry: str = ROUTER_AGENT,
+    context_tokens: int = CONTEXT_TOKENS,
 ) -> Swarm:
     """One Swarm of the entry agent and everything it can reach, each agent from its manifest."""
     participants = []
@@ -129,7 +169,7 @@ def build_team(
             system_message=manifest.system_message,
             tools=tools_for(manifest) or None,
             handoffs=list(manifest.handoffs),
-            model_context=BoundedContext(buffer_size=CONTEXT_MESSAGES),
+            model_context=BoundedContext(context_tokens),
             reflect_on_tool_use=bool(manifest.tools),
             max_tool_iterations=3 if manifest.tools else 1,
         )
