@@ -21,22 +21,18 @@ MAX_ROUNDS_LIMIT = 500
 
 # ---- arguments -----------------------------------------------------------------------------------
 
-Task = Annotated[str, Field(min_length=1, max_length=20_000, description="What the swarm should do, in plain language (1 to 20,000 characters).")]
-MaxRounds = Annotated[int, Field(ge=1, le=MAX_ROUNDS_LIMIT, description="Rounds (agent turns) before the session pauses; continue_copilot resumes it. 1 to 500.")]
-OptMaxRounds = Annotated[int | None, Field(ge=1, le=MAX_ROUNDS_LIMIT, description="Round limit for this leg (1 to 500); default: the session's previous limit.")]
-WaitSeconds = Annotated[int, Field(ge=0, le=MAX_WAIT_SECONDS, description=(
-    "How long this call may block (0 to 600 s, default 45). If the session is still working then, the call returns "
-    "status 'running' and the session goes on; poll session_status or call continue_copilot to wait again."))]
-SessionId = Annotated[str, Field(min_length=1, max_length=64, description="A session id, as returned by copilot or a phase tool (e.g. 's_0123456789abcdef').")]
-OptSessionId = Annotated[str | None, Field(max_length=64, description="An existing session to send this task to as a follow-up; omit to start a new session.")]
-PhaseSessionId = Annotated[str | None, Field(max_length=64, description=(
-    "Run the phase in this existing session (it supplies state such as the plan, and gets the output); omit to start a new session."))]
-Message = Annotated[str | None, Field(max_length=20_000, description="New user input for the session: an answer to its question, a correction or a follow-up.")]
-ApprovalId = Annotated[str, Field(min_length=1, max_length=64, description="The pending approval's id (pending_approval.id in the session result).")]
-Decision = Annotated[str, Field(min_length=1, max_length=20_000, description=(
-    "One of pending_approval.options (e.g. approve, revise, reject). For a clarifying question (options ['answer']) "
-    "pass 'answer' and put the answer in feedback, or pass the answer itself."))]
-Feedback = Annotated[str | None, Field(max_length=20_000, description="Free text for the decision: the answer to a question, or what to revise.")]
+# (Descriptions are short on purpose: every client pays for them in every conversation; the tools' results say more.)
+Task = Annotated[str, Field(min_length=1, max_length=20_000, description="What the swarm should do.")]
+MaxRounds = Annotated[int, Field(ge=1, le=MAX_ROUNDS_LIMIT, description="Agent turns before the session pauses.")]
+OptMaxRounds = Annotated[int | None, Field(ge=1, le=MAX_ROUNDS_LIMIT, description="Round limit from here; default: as before.")]
+WaitSeconds = Annotated[int, Field(ge=0, le=MAX_WAIT_SECONDS, description="Max seconds to block; then status running (call again).")]
+SessionId = Annotated[str, Field(min_length=1, max_length=64, description="The session's id.")]
+OptSessionId = Annotated[str | None, Field(max_length=64, description="Send to this session as a follow-up; omit for a new one.")]
+PhaseSessionId = Annotated[str | None, Field(max_length=64, description="Run in this session (its plan, state); omit for a new one.")]
+Message = Annotated[str | None, Field(max_length=20_000, description="New input: an answer, a correction, a follow-up.")]
+ApprovalId = Annotated[str, Field(min_length=1, max_length=64, description="pending_approval.id")]
+Decision = Annotated[str, Field(min_length=1, max_length=20_000, description="One of pending_approval.options, or the answer to a question.")]
+Feedback = Annotated[str | None, Field(max_length=20_000, description="Why, what to revise, or the answer.")]
 # ---- results -------------------------------------------------------------------------------------
 
 
