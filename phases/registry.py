@@ -127,40 +127,29 @@ def register_phase(phase: Phase) -> Phase:
 for _phase in [
     Phase("planning", "The planner proposes a structured plan (steps with sub_task, agent, bullet_points); the plan reviewer critiques it and the planner revises it, n_plan_reviews times.",
           p.PlanningParams, "phases.planning:run", title="Planning phase",
-          guide="Plan a task: the planner drafts a plan of at most max_plan_steps steps (each with its sub-task, agent and deliverables) and "
-                "the plan_reviewer critiques it n_plan_reviews times, the planner revising it each time. Returns the structured plan in "
-                "result.plan; it is also kept in the session for invoke_control_phase."),
+          guide="Plan a task: a planner drafts steps, a reviewer critiques them; the plan is kept for invoke_control_phase."),
     Phase("control", "Runs a plan's steps in order with each step's agent: the engineer's code runs sandboxed in the session work dir and is fixed on failure up to max_n_attempts; the researcher writes markdown.",
           p.ControlParams, "phases.control:run", check="phases.control:check_params", title="Control phase", runs_code=_engineer_in_plan,
-          guide="Execute a plan step by step, each step by its agent: the engineer's code runs sandboxed in the session's work dir and is "
-                "fixed and re-run on failure (max_n_attempts); the researcher writes text. Give the session_id of a session with a plan "
-                "(from invoke_planning_phase), or a plan; step runs a single step."),
+          guide="Run a plan's steps by their agents (code runs sandboxed); pass a plan or a planned session_id."),
     Phase("one_shot", "One agent does the task end to end: the engineer (writes and runs code) or the researcher (writes text).",
           p.OneShotParams, "phases.one_shot:run", title="One-shot phase", runs_code=_engineer_agent,
-          guide="One agent does the task end to end: the engineer writes and runs code (sandboxed, retried on failure), the researcher "
-                "writes text. Returns its answer and what it produced in result."),
+          guide="One agent does the task: the engineer writes and runs code, the researcher writes."),
     Phase("idea_generation", "The idea maker proposes ideas, the idea hater critiques them and the maker refines them, n_reviews times; returns the ideas ranked, each with its critique.",
           p.IdeaGenerationParams, "phases.idea_generation:run", title="Idea generation phase",
-          guide="Generate ideas: idea_maker proposes n_ideas, idea_hater critiques them and idea_maker refines them, n_reviews times. "
-                "Returns the ideas ranked, each with its critique, in result."),
+          guide="Generate ideas: one agent proposes, another critiques, the first refines; returns them ranked."),
     Phase("hitl_planning", "Planning with a human: each plan is put to a human who approves it, asks for a revision (with feedback) or rejects it.",
           p.HitlPlanningParams, "phases.hitl:run_planning", interactive=True, title="Planning with human approval",
-          guide="Planning with a human in the loop: each plan is put to you to approve, revise (with feedback) or reject; the session "
-                "waits (status waiting_input) until you answer through the client's elicitation, resolve_approval or "
-                "continue_copilot(message=<decision>)."),
+          guide="Planning where you approve, revise or reject each plan (status waiting_input)."),
     Phase("hitl_control", "Control with a human approving steps (before_step, after_step, both or on_error): approve, revise, retry, skip or abort.",
           p.HitlControlParams, "phases.hitl:run_control", interactive=True, check="phases.control:check_params", title="Control with human approval",
           session="required", runs_code=_engineer_in_plan,
-          guide="Execute a session's plan with a human approving steps (before_step, after_step, both, or on_error only): at each gate "
-                "the session waits for your decision - approve, revise, retry, skip or abort."),
+          guide="Run a session's plan with you approving steps: approve, revise, retry, skip or abort."),
     Phase("hitl_checkpoint", "A standalone approval gate: the session waits until a human picks one of the options.",
           p.HitlCheckpointParams, "phases.hitl:run_checkpoint", interactive=True, title="Approval checkpoint",
-          guide="A standalone approval gate: the session waits until a human picks one of the options (default approve or reject); the "
-                "decision is recorded in its transcript and returned in result."),
+          guide="An approval gate: the session waits until you pick one of the options."),
     Phase("copilot", "One routed pass: simple tasks go to one agent (one_shot), complex ones to planning then control, requests for ideas to idea_generation, vague ones to a clarifying question.",
           p.CopilotParams, "phases.copilot:run", interactive=True, title="One routed pass", runs_code=True,
-          guide="One routed pass over a task: a simple task goes to one agent (one-shot), a complex one is planned and its steps executed, "
-                "a request for ideas goes to idea generation, and a vague one gets a clarifying question."),
+          guide="One routed pass: one agent, plan then execute, ideas, or a clarifying question."),
 ]:
     register_phase(_phase)
 

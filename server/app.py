@@ -107,40 +107,33 @@ def build_server(settings: Any = None, *, models: Any = None, service: SwarmServ
     @tool("copilot", "Run the swarm on a task")
     async def copilot(ctx: Context, task: Task, max_rounds: MaxRounds = 20, wait_seconds: WaitSeconds = DEFAULT_WAIT_SECONDS,
                       session_id: OptSessionId = None) -> ToolOut:
-        """Start a swarm session for a task. The router (copilot_control) hands the work to the right agents and
-        phases round by round (one round = one agent turn) until an agent gives the final answer, asks you a question
-        (status waiting_input), or max_rounds is reached (status paused). Returns the session's status, result and
-        what to do next; with session_id, sends the task to that existing session as a follow-up instead."""
+        """Run the multi-agent swarm on a task, round by round, until an answer, a question for you (waiting_input)
+        or max_rounds (paused)."""
         return await session_call(ctx, wait_seconds, lambda call: service.copilot(call, task, max_rounds, wait_seconds, session_id))
 
     @tool("continue_copilot", "Continue a session")
     async def continue_copilot(ctx: Context, session_id: SessionId, message: Message = None, max_rounds: OptMaxRounds = None,
                                wait_seconds: WaitSeconds = DEFAULT_WAIT_SECONDS) -> ToolOut:
-        """Resume a paused, waiting, failed or interrupted session exactly where it stopped, optionally with new user
-        input (an answer to its question, a correction, a follow-up). On a session that is still running, waits for it
-        (up to wait_seconds) instead of starting a second run; a message sent then is queued durably, and the session
-        takes it as its next input when its current rounds end."""
+        """Resume a paused, waiting or failed session where it stopped, optionally with a message; on a running
+        session, wait for it again (a message is queued for its next turn)."""
         return await session_call(ctx, wait_seconds, lambda call: service.continue_(call, session_id, message, max_rounds, wait_seconds))
 
     @tool("session_status", "Session status", read_only=True)
     async def session_status(ctx: Context, session_id: SessionId) -> ToolOut:
-        """Return a session's status, rounds, pending approval, result and token usage without waiting or changing
-        anything; for clients that poll a running session."""
+        """A session's status, rounds, pending approval, result and usage, without waiting or changing anything."""
         call = Call(ctx)
         return await shaped(ctx, call, await service.status(call, session_id), log=False)
 
     @tool("cancel_session", "Cancel a session", destructive=True)
     async def cancel_session(ctx: Context, session_id: SessionId) -> ToolOut:
-        """Stop a session for good (at the end of its current round, or at once if it does not get there quickly).
-        Its transcript and state stay readable; a cancelled session cannot be continued."""
+        """Stop a session for good (after its current round); its transcript stays readable."""
         call = Call(ctx)
         return await shaped(ctx, call, await service.cancel(call, session_id))
 
     @tool("resolve_approval", "Answer a pending approval")
     async def resolve_approval(ctx: Context, session_id: SessionId, approval_id: ApprovalId, decision: Decision,
                                feedback: Feedback = None, wait_seconds: WaitSeconds = DEFAULT_WAIT_SECONDS) -> ToolOut:
-        """Answer what a waiting session asks (its pending_approval): a decision from the approval's options, with
-        optional feedback; for a clarifying question, the answer. The session then goes on, as with continue_copilot."""
+        """Answer a waiting session's pending_approval (a decision, or a question's answer); it then goes on."""
         return await session_call(ctx, wait_seconds, lambda call: service.resolve(call, session_id, approval_id, decision, feedback, wait_seconds))
 
     # ---- phases ---------------------------------------------------------------------------------

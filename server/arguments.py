@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import functools
 import inspect
+import re
 import types
 import typing
 from typing import Any, Callable, Literal
@@ -77,10 +78,13 @@ def arguments_schema(name: str, fn: Callable[..., Any]) -> dict[str, Any]:
 
 
 def published_arguments(schema: dict[str, Any]) -> dict[str, Any]:
-    """The arguments schema a tool publishes in tools/list: every argument with its type, constraints and description,
-    and no more - no titles, an optional argument as its type (not ``anyOf`` with null: it may be left out), a nested
-    object as an object (its description says its shape; the full check runs on the call). A client pays for every
-    token of every tool's schema in every conversation, so the published schema is kept small."""
+    """The arguments schema a tool publishes in tools/list: every argument with its type, bounds, default and
+    description, and no more - no titles, no length limits on strings (free text: a caller never gets near them, and
+    the call is checked against the full schema anyway), no ``minimum``/``maximum`` (or ``minItems``/``maxItems``)
+    when the description already says the range ("1-10"), an enum without its redundant ``type``, an optional argument
+    as its type (not ``anyOf`` with null: it may be left out), a nested object as an object (its description says its
+    shape; the full check runs on the call). ``required`` and ``additionalProperties: false`` stay. A client pays for
+    every token of every tool's schema in every conversation, so the published schema is kept small."""
     props: dict[str, Any] = {}
     for name, prop in schema["properties"].items():
         prop = {k: v for k, v in prop.items() if k != "title"}
@@ -94,6 +98,13 @@ def published_arguments(schema: dict[str, Any]) -> dict[str, Any]:
             prop = {"type": "object", **({"description": prop["description"]} if "description" in prop else {})}
         elif prop.get("type") == "array" and isinstance(prop.get("items"), dict) and "properties" in prop["items"]:
             prop = {**{k: v for k, v in prop.items() if k != "items"}, "items": {"type": "object"}}
+        for low, high in (("minimum", "maximum"), ("minItems", "maxItems")):  # bounds the description states ("1-10")
+            if low in prop and high in prop and re.search(rf"(?<![\d.]){prop[low]}-{prop[high]}(?!\d)", prop.get("description", "")):
+                prop = {k: v for k, v in prop.items() if k not in (low, high)}
+        if "enum" in prop:  # the values say the type
+            prop = {k: v for k, v in prop.items() if k != "type"}
+        elif prop.get("type") == "string":  # free text: its length limits are left to the call's check
+            prop = {k: v for k, v in prop.items() if k not in ("minLength", "maxLength")}
         props[name] = prop
     return {k: (props if k == "properties" else v) for k, v in schema.items() if k != "title"}
 

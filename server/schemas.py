@@ -22,16 +22,16 @@ MAX_ROUNDS_LIMIT = 500
 # ---- arguments -----------------------------------------------------------------------------------
 
 # (Descriptions are short on purpose: every client pays for them in every conversation; the tools' results say more.)
-Task = Annotated[str, Field(min_length=1, max_length=20_000, description="What the swarm should do.")]
-MaxRounds = Annotated[int, Field(ge=1, le=MAX_ROUNDS_LIMIT, description="Agent turns before the session pauses.")]
-OptMaxRounds = Annotated[int | None, Field(ge=1, le=MAX_ROUNDS_LIMIT, description="Round limit from here; default: as before.")]
-WaitSeconds = Annotated[int, Field(ge=0, le=MAX_WAIT_SECONDS, description="Max seconds to block; then status running (call again).")]
-SessionId = Annotated[str, Field(min_length=1, max_length=64, description="The session's id.")]
-OptSessionId = Annotated[str | None, Field(max_length=64, description="Send to this session as a follow-up; omit for a new one.")]
-PhaseSessionId = Annotated[str | None, Field(max_length=64, description="Run in this session (its plan, state); omit for a new one.")]
-Message = Annotated[str | None, Field(max_length=20_000, description="New input: an answer, a correction, a follow-up.")]
+Task = Annotated[str, Field(min_length=1, max_length=20_000, description="The task.")]
+MaxRounds = Annotated[int, Field(ge=1, le=MAX_ROUNDS_LIMIT, description="Agent turns before it pauses, 1-500.")]
+OptMaxRounds = Annotated[int | None, Field(ge=1, le=MAX_ROUNDS_LIMIT, description="New round limit, 1-500; default: as before.")]
+WaitSeconds = Annotated[int, Field(ge=0, le=MAX_WAIT_SECONDS, description="Max seconds to wait, 0-600.")]
+SessionId = Annotated[str, Field(min_length=1, max_length=64, description="Session id.")]
+OptSessionId = Annotated[str | None, Field(max_length=64, description="Send as a follow-up to this session.")]
+PhaseSessionId = Annotated[str | None, Field(max_length=64, description="Session to use; default: new.")]
+Message = Annotated[str | None, Field(max_length=20_000, description="New input: answer, correction, follow-up.")]
 ApprovalId = Annotated[str, Field(min_length=1, max_length=64, description="pending_approval.id")]
-Decision = Annotated[str, Field(min_length=1, max_length=20_000, description="One of pending_approval.options, or the answer to a question.")]
+Decision = Annotated[str, Field(min_length=1, max_length=20_000, description="An option, or the answer.")]
 Feedback = Annotated[str | None, Field(max_length=20_000, description="Why, what to revise, or the answer.")]
 # ---- results -------------------------------------------------------------------------------------
 
