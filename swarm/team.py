@@ -34,41 +34,48 @@ class BoundedContext(ChatCompletionContext):
     """A model context bounded in tokens, not messages: the model sees the newest messages that fit in ``max_tokens``
     (estimated at 4 characters a token; the newest is always sent), so a few long messages (code, tool output) cannot
     blow the model's window and many short ones are not cut early. What it keeps is trimmed too, so saved state stays
-    small."""
+    small. The window's start moves forward as messages come (no rescan of the history per call)."""
 
     def __init__(self, max_tokens: int = CONTEXT_TOKENS, initial_messages: list[Any] | None = None) -> None:
         super().__init__(initial_messages)
         self.max_tokens = max_tokens
-        self._sizes: list[int] = [_tokens(m) for m in self._messages]
+        self._reset()
+
+    def _reset(self) -> None:
+        self._sizes: list[int] = []
+        self._start, self._in_window = 0, 0
+        for message in self._messages:
+            self._admit(_tokens(message))
+
+    def _admit(self, size: int) -> None:
+        """Account for a message just appended: the window ends at it and starts where the budget allows."""
+        self._sizes.append(size)
+        self._in_window += size
+        while self._in_window > self.max_tokens and self._start < len(self._sizes) - 1:
+            self._in_window -= self._sizes[self._start]
+            self._start += 1
 
     async def add_message(self, message: Any) -> None:
         await super().add_message(message)
-        self._sizes.append(_tokens(message))
-        if sum(self._sizes) > 2 * self.max_tokens and len(self._messages) > 1:  # keep what the view may still need
-            keep = len(self._window(self.max_tokens))
-            del self._messages[: len(self._messages) - keep]
-            del self._sizes[: len(self._sizes) - keep]
-
-    def _window(self, budget: int) -> list[Any]:
-        total, start = 0, len(self._messages)
-        while start > 0 and (start == len(self._messages) or total + self._sizes[start - 1] <= budget):
-            start -= 1
-            total += self._sizes[start]
-        return self._messages[start:]
+        self._admit(_tokens(message))
+        if self._start > len(self._messages) // 2 and self._start > 64:  # drop what no window will show again
+            del self._messages[: self._start]
+            del self._sizes[: self._start]
+            self._start = 0
 
     async def get_messages(self) -> list[Any]:
-        messages = self._window(self.max_tokens)
+        messages = self._messages[self._start:]
         while len(messages) > 1 and isinstance(messages[0], FunctionExecutionResultMessage):  # never a tool result without its call
             messages = messages[1:]
         return messages
 
     async def clear(self) -> None:
         await super().clear()
-        self._sizes = []
+        self._reset()
 
     async def load_state(self, state: Any) -> None:
         await super().load_state(state)
-        self._sizes = [_tokens(m) for m in self._messages]
+        self._reset()
 
 
 def _tokens(message: Any) -> int:
