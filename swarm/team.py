@@ -79,9 +79,20 @@ class BoundedContext(ChatCompletionContext):
 
 
 def _tokens(message: Any) -> int:
+    """A message's size in tokens, estimated (4 characters a token, plus a few for its framing)."""
     content = getattr(message, "content", "")
-    text = content if isinstance(content, str) else str(content)
-    return 4 + len(text) // CHARS_PER_TOKEN
+    if isinstance(content, str):
+        return 4 + len(content) // CHARS_PER_TOKEN
+    if isinstance(content, list):  # tool calls, tool results, text and images
+        return 4 + sum(_part_chars(part) for part in content) // CHARS_PER_TOKEN
+    return 4 + len(str(content)) // CHARS_PER_TOKEN
+
+
+def _part_chars(part: Any) -> int:
+    if isinstance(part, str):
+        return len(part)
+    return sum(len(v) for v in (getattr(part, "name", None), getattr(part, "arguments", None), getattr(part, "content", None))
+               if isinstance(v, str)) or 256  # (an image, or a part with no text: a fixed allowance)
 
 
 def route_target(decision: RouteDecision, available: Sequence[str]) -> str:
