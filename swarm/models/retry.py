@@ -16,6 +16,7 @@ import asyncio
 import email.utils
 import logging
 import random
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any, AsyncGenerator, Awaitable, Callable, Mapping, Sequence
@@ -133,35 +134,29 @@ def parse_retry_after(headers: Mapping[str, str] | None, now: float | None = Non
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
-def _transport_error_types() -> tuple[type[BaseException], ...]:
-    types: list[type[BaseException]] = []
-    for name in ("httpx", "httpx2"):
-        try:
-            module = __import__(name)
-        except ImportError:
-            continue
-        error = getattr(module, "TransportError", None)
-        if isinstance(error, type):
-            types.append(error)
-    return tuple(types)
+def _error_types(modules: tuple[str, ...], *attrs: str) -> tuple[type[BaseException], ...]:
+    """The exception classes ``attrs`` of those of ``modules`` that are imported: an exception of a library that was
+    never imported cannot be raised, so nothing is imported here (the provider SDKs take a second to import)."""
+    found: list[type[BaseException]] = []
+    for name in modules:
+        module = sys.modules.get(name)
+        for attr in attrs:
+            error = getattr(module, attr, None) if module is not None else None
+            if isinstance(error, type):
+                found.append(error)
+    return tuple(found)
 
 
-def _sdk_error_types(attr: str) -> tuple[type[BaseException], ...]:
-    types: list[type[BaseException]] = []
-    for name in ("openai", "anthropic"):
-        try:
-            module = __import__(name)
-        except ImportError:
-            continue
-        error = getattr(module, attr, None)
-        if isinstance(error, type):
-            types.append(error)
-    return tuple(types)
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    return _error_types(("httpx", "httpx2"), "TransportError")
 
 
-_TRANSPORT_ERRORS = _transport_error_types()
-_CONNECTION_ERRORS = _sdk_error_types("APIConnectionError") + _sdk_error_types("RetryableError")  # incl. APITimeoutError
-_STATUS_ERRORS = _sdk_error_types("APIStatusError")
+def _connection_errors() -> tuple[type[BaseException], ...]:
+    return _error_types(("openai", "anthropic"), "APIConnectionError", "RetryableError")  # incl. APITimeoutError
+
+
+def _status_errors() -> tuple[type[BaseException], ...]:
+    return _error_types(("openai", "anthropic"), "APIStatusError")
 
 
 def _hint_for_status(status: int, key_var: str, url_var: str) -> str:
@@ -183,7 +178,8 @@ def classify(exc: BaseException, provider: str = "openai") -> Failure | None:
     key_var, url_var = _env_names(provider)
     if isinstance(exc, ProviderError):
         return Failure(retryable=exc.retryable, hint="" if exc.retryable else _hint_from_text(str(exc), key_var, url_var))
-    if _STATUS_ERRORS and isinstance(exc, _STATUS_ERRORS):
+    status_errors, connection_errors, transport_errors = _status_errors(), _connection_errors(), _transport_errors()
+    if status_errors and isinstance(exc, status_errors):
         status = _status_of(exc)
         headers = _headers_of(exc)
         should = (headers.get("x-should-retry") or "").lower() if headers else ""
@@ -193,9 +189,9 @@ def classify(exc: BaseException, provider: str = "openai") -> Failure | None:
             retryable = status is not None and (status in _RETRYABLE_STATUS or status >= 500)
         hint = "" if retryable else _hint_for_status(status or 0, key_var, url_var)
         return Failure(retryable=retryable, status=status, retry_after=parse_retry_after(headers), hint=hint)
-    if _CONNECTION_ERRORS and isinstance(exc, _CONNECTION_ERRORS):
+    if connection_errors and isinstance(exc, connection_errors):
         return Failure(retryable=True)
-    if _TRANSPORT_ERRORS and isinstance(exc, _TRANSPORT_ERRORS):
+    if transport_errors and isinstance(exc, transport_errors):
         return Failure(retryable=True)
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
         return Failure(retryable=True)
