@@ -113,14 +113,27 @@ def openai_client(
 
     kwargs: dict[str, Any] = dict(model=model, api_key=key, base_url=url, timeout=float(timeout), max_retries=0)
     if model_info is not None:
-        return OpenAIChatCompletionClient(**kwargs, model_info=model_info)
+        return plain_requests(OpenAIChatCompletionClient(**kwargs, model_info=model_info))
     try:
-        return OpenAIChatCompletionClient(**kwargs)
+        return plain_requests(OpenAIChatCompletionClient(**kwargs))
     except ValueError as exc:
         if "model_info" not in str(exc):
             raise ConfigError(f"openai:{model}: {exc}") from exc
         # A model autogen does not know (served by Ollama, vLLM, ...): assume tool calls and JSON work.
-        return OpenAIChatCompletionClient(**kwargs, model_info=dict(UNKNOWN_OPENAI_MODEL_INFO))  # type: ignore[arg-type]
+        return plain_requests(OpenAIChatCompletionClient(**kwargs, model_info=dict(UNKNOWN_OPENAI_MODEL_INFO)))  # type: ignore[arg-type]
+
+
+def plain_requests(client: Any) -> Any:
+    """Have ``client`` (autogen's OpenAIChatCompletionClient) send its chat completions without the openai SDK's
+    request transform (swarm/models/openai_plain.py): the same JSON, without walking every message and tool schema
+    against the SDK's type annotations on every call - the largest CPU cost of a round. Returns the client."""
+    from .openai_plain import PlainCompletions
+
+    sdk = getattr(client, "_client", None)
+    chat = getattr(sdk, "chat", None)
+    if chat is not None and not isinstance(getattr(chat, "completions", None), PlainCompletions):
+        chat.completions = PlainCompletions(sdk)
+    return client
 
 
 def anthropic_client(

@@ -183,3 +183,27 @@ async def test_anthropic_529_then_tool_use_then_text(fake: FakeProvider) -> None
     assert len(fake.requests_to("/v1/messages")) == 3
     assert fake.received[-1][1]["x-api-key"] == "sk-ant-test"
     await client.close()
+
+
+@pytest.mark.anyio
+async def test_chat_completions_go_out_as_the_sdk_would_send_them_without_its_request_transform(fake: FakeProvider) -> None:
+    """openai_client sends plain-JSON requests itself (swarm/models/openai_plain.py): the body on the wire is exactly
+    what the SDK's own create sends for the same call, headers and auth included; a stream still goes through the SDK."""
+    from openai.resources.chat.completions import AsyncCompletions
+
+    from swarm.models.openai_plain import PlainCompletions
+
+    model = "gpt-4o-mini"
+    fake.plan("/v1/chat/completions", *(Planned(200, tool_call_completion(model)) for _ in range(2)))
+    client = openai_client(model, api_key="sk-test-not-real", base_url=fake.base + "/v1", timeout=10)
+    sdk = client._client
+    assert isinstance(sdk.chat.completions, PlainCompletions)
+    messages = [{"role": "system", "content": "Add."}, {"role": "user", "content": "1 + 2?", "name": "alice"}]
+    tools = [{"type": "function", "function": {"name": "add", "parameters": {"type": "object", "properties": {"a": {"type": "integer"}}}}}]
+    await sdk.chat.completions.create(model=model, messages=messages, tools=tools, stream=False, temperature=0.2,
+                                      extra_headers={"x-trace": "1"})
+    await AsyncCompletions(sdk).create(model=model, messages=messages, tools=tools, stream=False, temperature=0.2,
+                                       extra_headers={"x-trace": "1"})
+    (path_a, headers_a, plain), (path_b, headers_b, transformed) = fake.received[-2:]
+    assert plain == transformed and path_a == path_b
+    assert {k: headers_a[k] for k in ("authorization", "x-trace", "content-type")} == {k: headers_b[k] for k in ("authorization", "x-trace", "content-type")}
