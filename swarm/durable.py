@@ -41,7 +41,8 @@ from .errors import ConfigError, SessionCancelled, UserInputError
 from .runner import OnUpdate, SessionRunner
 from .scope import current_session
 from .session import SessionRecord
-from .store import Heartbeats, SqlStore
+from .heartbeats import Heartbeats
+from .store import SqlStore
 from .system_db import system_database
 from .thread_pool import dbos_thread_pool
 from .work import CopilotWork, InputWork, SessionWork, kind_of
