@@ -281,17 +281,20 @@ class DurableRuns:
     async def _follow(self, session_id: str, handle: Any, relay: _Relay | None) -> None:
         """Wait for the workflow; relay the progress of a run on another replica from the store."""
         with self.live.watch(session_id) as entry:
-            await self._wait(session_id, handle, relay, entry.ended)
+            await self._wait(session_id, handle, relay, entry)
 
-    async def _wait(self, session_id: str, handle: Any, relay: _Relay | None, ended_here: asyncio.Event) -> None:
+    async def _wait(self, session_id: str, handle: Any, relay: _Relay | None, entry: Any) -> None:
         result = asyncio.ensure_future(handle.get_result(polling_interval_sec=POLL_SECONDS))
         if relay is not None and relay.seen == 0:
             relay.seen = (await self.store.get_session(session_id)).last_seq
-        ended = asyncio.ensure_future(ended_here.wait())
+        ended = asyncio.ensure_future(entry.ended.wait())
         try:
             while True:
                 done, _ = await asyncio.wait({result, ended}, timeout=POLL_SECONDS, return_when=asyncio.FIRST_COMPLETED)
                 if ended in done and not result.done():  # the leg ended here: no need to poll DBOS for its outcome
+                    task = entry.ended_by  # (whose workflow's task ends once DBOS has recorded that outcome)
+                    if task is not None and not task.done() and task is not asyncio.current_task():
+                        await asyncio.wait({task}, timeout=POLL_SECONDS)
                     return
                 if relay is not None and not self.live.executes(session_id):
                     record = await self.store.get_session(session_id)

@@ -108,6 +108,8 @@ class LiveRun:
     watchers: int = 0
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     """Set when an execution of the session here ends (a watcher need not ask DBOS how it went)."""
+    ended_by: asyncio.Task[Any] | None = None
+    """The task of the execution that ended last (a durable workflow's: done once DBOS recorded its outcome)."""
 
     @property
     def following(self) -> bool:
@@ -116,7 +118,7 @@ class LiveRun:
 
     def carry(self, older: "LiveRun") -> None:
         """Take over what ``older`` (an ended caller's run) holds of the session beyond the caller: execution, watchers."""
-        self.execution, self.relay, self.watchers, self.ended = older.execution, older.relay, older.watchers, older.ended
+        self.execution, self.relay, self.watchers, self.ended, self.ended_by = older.execution, older.relay, older.watchers, older.ended, older.ended_by
 
     @property
     def done(self) -> bool:
@@ -274,7 +276,7 @@ class LiveRuns:
             if outer is None:
                 now = self._runs.get(session_id)
                 if now is not None and now.execution is execution:
-                    now.execution = None
+                    now.execution, now.ended_by = None, execution.task
                     now.ended.set()
                     now.ended = asyncio.Event()
                 self._release(session_id)
