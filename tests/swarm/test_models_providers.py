@@ -200,10 +200,13 @@ async def test_chat_completions_go_out_as_the_sdk_would_send_them_without_its_re
     assert isinstance(sdk.chat.completions, PlainCompletions)
     messages = [{"role": "system", "content": "Add."}, {"role": "user", "content": "1 + 2?", "name": "alice"}]
     tools = [{"type": "function", "function": {"name": "add", "parameters": {"type": "object", "properties": {"a": {"type": "integer"}}}}}]
-    await sdk.chat.completions.create(model=model, messages=messages, tools=tools, stream=False, temperature=0.2,
-                                      extra_headers={"x-trace": "1"})
-    await AsyncCompletions(sdk).create(model=model, messages=messages, tools=tools, stream=False, temperature=0.2,
-                                       extra_headers={"x-trace": "1"})
+    try:
+        await sdk.chat.completions.create(model=model, messages=messages, tools=tools, stream=False, temperature=0.2,
+                                          extra_headers={"x-trace": "1"})
+        await AsyncCompletions(sdk).create(model=model, messages=messages, tools=tools, stream=False, temperature=0.2,
+                                           extra_headers={"x-trace": "1"})
+    finally:
+        await client.close()  # (its connections, closed in this test's event loop)
     (path_a, headers_a, plain), (path_b, headers_b, transformed) = fake.received[-2:]
     assert plain == transformed and path_a == path_b
     assert {k: headers_a[k] for k in ("authorization", "x-trace", "content-type")} == {k: headers_b[k] for k in ("authorization", "x-trace", "content-type")}
