@@ -65,9 +65,7 @@ HEARTBEAT_SECONDS = 1.0
 POLL_SECONDS = 0.25
 """How often a caller following a run on another replica reads its new events."""
 QUEUE_POLL_SECONDS = 0.5
-"""How often DBOS looks for queued runs. A run starts here at once when this process has a free slot, so the queue
-holds only the overflow, and runs of replicas that went silent: polling it ten times a second cost an idle server
-about 26 ms of CPU a second."""
+"""How often DBOS looks for queued runs (only the overflow and silent replicas' runs: runs start here when a slot is free)."""
 
 _current: "DurableRuns | None" = None
 
