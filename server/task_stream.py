@@ -21,6 +21,7 @@ from typing import Any, Awaitable, Callable
 import anyio
 import mcp_types as types
 from mcp.server.subscriptions import _honored_subset
+from mcp.server.mcpserver import require_client_extension
 from mcp.shared.exceptions import MCPError
 from mcp.shared.subscriptions import SUBSCRIPTION_ID_META_KEY, event_matches, event_to_notification
 
@@ -40,6 +41,8 @@ class Watcher:
     last: str | None = None
     once: bool = False
     """Forget the watcher once the task ended (a 2025 connection's own task)."""
+    remove: Callable[[], None] = lambda: None
+    """Stop watching (set by ``TaskWatchers.add``)."""
 
 
 @dataclass
@@ -65,6 +68,7 @@ class TaskWatchers:
                 if not tasks:
                     self.by_session.pop(session_id, None)
 
+        watcher.remove = remove
         return remove
 
     async def session_changed(self, session_id: str) -> None:
@@ -84,7 +88,7 @@ class TaskWatchers:
                 except Exception as exc:  # a notification must never fail a session
                     log.debug("task status for %s not sent: %s", task_id, exc)
                 if watcher.once and view.terminal:
-                    self.by_task.get(task_id, []).remove(watcher) if watcher in self.by_task.get(task_id, []) else None
+                    watcher.remove()
 
     def watch_2025(self, session: Any, state: Any) -> None:
         """The connection that created a 2025 task hears ``notifications/tasks/status`` about it."""
@@ -109,12 +113,9 @@ class TaskWatchers:
         lowlevel.add_request_handler("subscriptions/listen", entry.params_type, listen)
 
     async def _listen(self, ctx: Any, params: types.SubscriptionsListenRequestParams, task_ids: list[str], bus: Any) -> Any:
-        from .tasks import TASKS, declares
+        from .tasks import TASKS
 
-        if not declares(ctx):
-            from mcp.server.mcpserver import require_client_extension
-
-            require_client_extension(ctx, TASKS)
+        require_client_extension(ctx, TASKS)  # -32021 unless this request declares the tasks extension
         if len(task_ids) > MAX_WATCHED:
             raise MCPError(types.INVALID_PARAMS, f"a listen stream may watch at most {MAX_WATCHED} tasks; this one names {len(task_ids)}")
         principal = principal_of(ctx)

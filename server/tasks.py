@@ -251,12 +251,17 @@ class TaskLayer:
             state = await engine.task(task_id, principal)
         except UnknownTaskError as exc:
             raise MCPError(code=types.INVALID_PARAMS, message=str(exc)) from None
+        return state, self.view(state)
+
+    def view(self, state: Any) -> TaskView:
+        """How the client reads the task (a swarm.tasks.TaskState): as its tool says, less what was answered already."""
         tool = self.tools.get(state.task.tool)
-        view = tool.view(state) if tool is not None else TaskView("failed", error={"code": types.INTERNAL_ERROR,
-                                                                                      "message": f"tool {state.task.tool!r} is gone"})
+        if tool is None:
+            return TaskView("failed", error={"code": types.INTERNAL_ERROR, "message": f"tool {state.task.tool!r} is gone"})
+        view = tool.view(state)
         if view.inputs and state.task.answered == state.record.pending.id:  # answered in part (2026): what is left
             view.inputs = {k: v for k, v in view.inputs.items() if k not in state.task.answers}
-        return state, view
+        return view
 
     def task_body(self, state: Any, view: TaskView, *, modern: bool) -> dict[str, Any]:
         task = state.task
@@ -390,11 +395,7 @@ class TaskLayer:
             states, cursor = await engine.tasks_of(principal, params.cursor if params is not None else None)
         except UserInputError as exc:  # a cursor that is not ours
             raise MCPError(code=types.INVALID_PARAMS, message=str(exc)) from None
-        tasks = []
-        for state in states:
-            tool = self.tools.get(state.task.tool)
-            view = tool.view(state) if tool is not None else TaskView("failed")
-            tasks.append(self.task_body(state, view, modern=False))
+        tasks = [self.task_body(state, self.view(state), modern=False) for state in states]
         return {"tasks": tasks, **({"nextCursor": cursor} if cursor else {})}
 
 
