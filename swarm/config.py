@@ -47,6 +47,11 @@ class Settings:
     context_tokens: int = 6000
     """How many tokens of recent conversation each agent's model sees per call (SWARM_MCP_CONTEXT_TOKENS, estimated at 4
     characters a token; older messages stay in the transcript). The newest message is always sent."""
+    profile_dirs: tuple[Path, ...] = ()
+    """Extra directories of session profiles (SWARM_MCP_PROFILE_DIRS, separated by the path separator; swarm/profiles.py)."""
+    prices_path: Path | None = None
+    """A YAML or JSON price table (SWARM_MCP_PRICES): ``{model spec: {prompt: USD per 1M tokens, completion: ...}}``;
+    with it, sessions report their cost and obey cost budgets."""
     remote_code: bool = False
     """Sessions created by remote (HTTP) callers may execute code (SWARM_MCP_REMOTE_CODE=1); decided per session when it
     is created and kept in its record (swarm/grants.py)."""
@@ -64,6 +69,8 @@ class Settings:
             db_url = "postgresql+asyncpg://" + db_url.split("://", 1)[1]
         tiers = {t: env[f"SWARM_MCP_MODEL_{t.upper()}"] for t in ("fast", "default", "strong") if env.get(f"SWARM_MCP_MODEL_{t.upper()}")}
         dirs = tuple(Path(p).expanduser() for p in env.get("SWARM_MCP_AGENT_DIRS", "").split(os.pathsep) if p)
+        profile_dirs = tuple(Path(p).expanduser() for p in env.get("SWARM_MCP_PROFILE_DIRS", "").split(os.pathsep) if p)
+        prices = Path(env["SWARM_MCP_PRICES"]).expanduser() if env.get("SWARM_MCP_PRICES") else None
         try:
             retries = int(env.get("SWARM_MCP_MAX_RETRIES", "4"))
         except ValueError:
@@ -86,7 +93,7 @@ class Settings:
         values: dict[str, object] = dict(home=home, db_url=db_url, model=env.get("SWARM_MCP_MODEL", "auto"), tier_models=tiers, agent_dirs=dirs,
                                          max_retries=retries, durable=durable, executor_id=env.get("SWARM_MCP_EXECUTOR_ID") or None,
                                          concurrency=concurrency, takeover_seconds=takeover, sandbox=sandbox, context_tokens=context_tokens,
-                                         remote_code=_flag(env.get("SWARM_MCP_REMOTE_CODE")))
+                                         remote_code=_flag(env.get("SWARM_MCP_REMOTE_CODE")), profile_dirs=profile_dirs, prices_path=prices)
         values.update(overrides)
         settings = cls(**values)  # type: ignore[arg-type]
         validate_model_spec(settings.model)

@@ -15,6 +15,7 @@ from .grants import Grants, Origin
 from .live import LiveRuns
 from .events import Event, now
 from .manifest import AgentManifest, check_tools, load_agents
+from .profiles import Budget, Profile, check_profile, load_profiles, pick
 from .router import OfflineRouter
 from .runner import ModelSource, SessionRunner
 from .session import PendingApproval, SessionRecord
@@ -46,6 +47,8 @@ class Engine:
         self.models = models
         self.tools = tools if tools is not None else default_registry()
         check_tools(self.agents, self.tools.names())
+        self.profiles: dict[str, Profile] = {name: check_profile(p, set(self.agents)) for name, p in load_profiles(settings.profile_dirs).items()}
+        """The session profiles by name (swarm/profiles.py): built in, and from SWARM_MCP_PROFILE_DIRS."""
         self.kinds: dict[str, SessionWork] = {CopilotWork.name: CopilotWork(), **self.tools.works}
         """The kinds of work sessions do (swarm/work.py): the swarm's copilot legs, and what the tools bring (phase runs)."""
         self.store = store or SqlStore(settings.db_url)
@@ -81,14 +84,23 @@ class Engine:
         finally:
             await self.store.close()
 
-    async def create(self, task: str, *, max_rounds: int = 20, principal: str = "local", kind: str = "copilot",
+    async def create(self, task: str, *, max_rounds: int | None = None, principal: str = "local", kind: str = "copilot",
                      meta: dict[str, Any] | None = None, origin: Origin = "local", sampling: bool = False,
-                     grants: Grants | None = None) -> SessionRecord:
+                     grants: Grants | None = None, profile: str | Profile | None = None, budget: Budget | None = None) -> SessionRecord:
         """Create a session (status running, nothing run yet) and record its task.
 
         Its grants (what it may do) are those of a caller from ``origin`` whose runs use the caller's own model when
-        ``sampling``, or exactly ``grants`` (a session a session creates inherits its parent's).
+        ``sampling``, or exactly ``grants`` (a session a session creates inherits its parent's). A copilot session keeps
+        ``profile`` (by name; default ``default``) with ``budget``'s limits over the profile's; its round limit is
+        ``max_rounds``, else the profile's.
         """
+        chosen: Profile | None = None
+        if kind == "copilot" or profile is not None:
+            chosen = profile if isinstance(profile, Profile) else pick(self.profiles, profile)
+            if budget is not None:
+                chosen = chosen.model_copy(update={"budget": chosen.budget.raised(budget)})
+        if max_rounds is None:
+            max_rounds = chosen.max_rounds if chosen is not None else 20
         task = (task or "").strip()
         if not task:
             raise UserInputError("task must be a non-empty description of what to do")
@@ -99,7 +111,7 @@ class Engine:
         stamp = now()
         grants = grants or self.grants_for(origin, sampling=sampling)
         record = SessionRecord(id=f"s_{uuid.uuid4().hex[:16]}", principal=principal, grants=grants, kind=kind, task=task,
-                               created_at=stamp, updated_at=stamp, max_rounds=max_rounds, meta=dict(meta or {}))
+                               created_at=stamp, updated_at=stamp, max_rounds=max_rounds, meta=dict(meta or {}), profile=chosen)
         record.meta.setdefault("work_dir", str(self.settings.work_root / record.id))
         await self.store.create_session(record)
         await self.store.save(record, [Event(type="message", agent="user", content={"text": task})])

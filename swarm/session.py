@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from .events import Usage
 from .grants import Grants
+from .profiles import Profile
 
 Status = Literal["running", "paused", "waiting_input", "completed", "failed", "cancelled"]
 RESUMABLE: frozenset[str] = frozenset({"paused", "waiting_input", "running", "failed"})
@@ -68,6 +69,13 @@ class SessionRecord(BaseModel):
     pending: PendingApproval | None = None
     usage: dict[str, Usage] = Field(default_factory=dict)
     """Token usage per model spec."""
+    agent_usage: dict[str, Usage] = Field(default_factory=dict)
+    """Token usage per agent."""
+    seconds_used: float = 0.0
+    """Wall-clock seconds the session's legs have run (what a time budget counts)."""
+    profile: Profile | None = None
+    """The profile the session was created with (its agents, approvals, budget), fixed then and raised by continues;
+    None (sessions older than profiles): the default profile."""
     legs: list[Leg] = Field(default_factory=list)
     """Every run and continue of the session, in order."""
     last_seq: int = 0

@@ -1,0 +1,1 @@
+"""Built-in session profiles (one YAML file per profile): default, full, quick."""
