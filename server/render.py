@@ -1,5 +1,6 @@
 """Turning session records and transcript events into what MCP callers read.
 
+The session result and its builder are the swarm's (swarm/results.py), shared with the Python API; re-exported here.
 Works on the engine's records and events by attribute (duck-typed), so importing it does not
 import the engine (and autogen) on the stdio start-up path.
 """
@@ -9,79 +10,12 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable
 
-from .schemas import ApprovalOut, SessionResult, TokenCount, UsageOut
+from swarm.results import SessionResult
+from swarm.results import next_step as next_step, session_result as session_result  # built there (shared with the Python API)
+from swarm.results import session_uri as session_uri, transcript_md_uri as transcript_md_uri, transcript_uri as transcript_uri
+
 from .transcript_md import language_of, one_line, run_head, structured_kind
 from .transcript_md import transcript_markdown as transcript_markdown  # rendered there, re-exported for its callers
-
-
-def session_uri(session_id: str) -> str:
-    return f"swarm://sessions/{session_id}"
-
-
-def transcript_uri(session_id: str) -> str:
-    return f"swarm://sessions/{session_id}/transcript"
-
-
-def transcript_md_uri(session_id: str) -> str:
-    return f"swarm://sessions/{session_id}/transcript.md"
-
-
-def _tokens(usage: Any) -> TokenCount:
-    return TokenCount(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
-                      total_tokens=usage.prompt_tokens + usage.completion_tokens)
-
-
-def session_result(record: Any, *, live: bool, note: str | None = None) -> SessionResult:
-    """The structured result of a tool call about ``record``."""
-    pending = record.pending if record.status == "waiting_input" else None
-    status = record.status
-    output = getattr(record, "output", None)
-    result = output if status == "completed" and output is not None else record.result
-    return SessionResult(
-        session_id=record.id,
-        kind=record.kind,
-        status=status,
-        rounds_used=record.rounds_used,
-        total_rounds=record.total_rounds,
-        max_rounds=record.max_rounds,
-        result=result,
-        error=record.error if status == "failed" else None,
-        pending_approval=ApprovalOut(id=pending.id, message=pending.message, options=list(pending.options),
-                                     kind=pending.kind, agent=pending.agent) if pending else None,
-        usage=UsageOut(models={m: _tokens(u) for m, u in record.usage.items()}, total=_tokens(record.total_usage())),
-        transcript_uri=transcript_uri(record.id),
-        live=live,
-        next=note or next_step(record, live=live),
-    )
-
-
-def next_step(record: Any, *, live: bool) -> str:
-    """One sentence telling the caller what to do next."""
-    sid = record.id
-    status = record.status
-    if status == "running":
-        if live:
-            return (f"The session is still working: call continue_copilot(session_id='{sid}') to wait for it, "
-                    f"or session_status(session_id='{sid}') to poll.")
-        return (f"The session was interrupted (no run of it is live in this server): call continue_copilot(session_id='{sid}') "
-                "to resume it where it stopped.")
-    if status == "paused":
-        return f"The session paused at its round limit: call continue_copilot(session_id='{sid}') to resume it (optionally with max_rounds or a message)."
-    if status == "waiting_input":
-        pending = record.pending
-        if pending is None:
-            return f"The session waits for your input: call continue_copilot(session_id='{sid}', message='<your input>')."
-        if pending.kind == "question":
-            return (f"The swarm asks: {pending.message!r}; answer with continue_copilot(session_id='{sid}', message='<answer>') "
-                    f"or resolve_approval(session_id='{sid}', approval_id='{pending.id}', decision='answer', feedback='<answer>').")
-        return (f"The session waits for a {pending.kind} decision: call resolve_approval(session_id='{sid}', approval_id='{pending.id}', "
-                f"decision=<one of {list(pending.options)}>, feedback='<optional>').")
-    if status == "completed":
-        return (f"Done: the answer is in result; follow up with continue_copilot(session_id='{sid}', message='<follow-up>') "
-                "or start a new session with copilot.")
-    if status == "failed":
-        return f"The session failed ({record.error}); fix the cause, then retry with continue_copilot(session_id='{sid}')."
-    return f"The session was cancelled; its transcript stays readable at {transcript_uri(sid)}; start a new session with copilot."
 
 
 def summary(res: SessionResult) -> str:

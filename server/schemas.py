@@ -9,11 +9,11 @@ so ``tools/list`` publishes a JSON schema with a description for each parameter 
 from __future__ import annotations
 
 import copy
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-Status = Literal["running", "paused", "waiting_input", "completed", "failed", "cancelled"]
+from swarm.results import ApprovalOut, SessionResult, Status, TokenCount, UsageOut  # noqa: F401 - re-exported: the tools' results
 
 MAX_WAIT_SECONDS = 600
 DEFAULT_WAIT_SECONDS = 45
@@ -33,50 +33,8 @@ Message = Annotated[str | None, Field(max_length=20_000, description="New input:
 ApprovalId = Annotated[str, Field(min_length=1, max_length=64, description="pending_approval.id")]
 Decision = Annotated[str, Field(min_length=1, max_length=20_000, description="An option, or the answer.")]
 Feedback = Annotated[str | None, Field(max_length=20_000, description="Why, what to revise, or the answer.")]
-# ---- results -------------------------------------------------------------------------------------
-
-
-class ApprovalOut(BaseModel):
-    """A question or approval the session is waiting on."""
-
-    id: str = Field(description="Pass this as approval_id to resolve_approval.")
-    message: str = Field(description="What the human is asked.")
-    options: list[str] = Field(description="Allowed decisions; ['answer'] for a clarifying question.")
-    kind: str = Field(description="question, plan, step, checkpoint, ...")
-    agent: str | None = Field(default=None, description="The agent that asked.")
-
-
-class TokenCount(BaseModel):
-    """Token usage."""
-
-    prompt_tokens: int = Field(description="Tokens sent to the model.")
-    completion_tokens: int = Field(description="Tokens the model produced.")
-    total_tokens: int = Field(description="prompt_tokens + completion_tokens.")
-
-
-class UsageOut(BaseModel):
-    """Token usage of a session, per model and in total."""
-
-    models: dict[str, TokenCount] = Field(description="Usage per model spec (e.g. 'openai:gpt-4o-mini', 'sampling', 'local').")
-    total: TokenCount = Field(description="Usage over all models.")
-
-
-class SessionResult(BaseModel):
-    """A session as a tool returns it: status, progress, result, what it waits on, and what to do next."""
-
-    session_id: str = Field(description="The session id; pass it to continue_copilot, session_status, cancel_session, resolve_approval.")
-    kind: str = Field(description="copilot, or the phase the session runs (planning, control, ...).")
-    status: Status = Field(description="running | paused | waiting_input | completed | failed | cancelled.")
-    rounds_used: int = Field(description="Rounds (agent turns) used by the current run or continue.")
-    total_rounds: int = Field(description="Rounds used over the whole session.")
-    max_rounds: int = Field(description="Round limit of the current run; the session pauses there.")
-    result: str | dict[str, Any] | list[Any] | None = Field(default=None, description="The final answer, or the phase's output (a plan, ranked ideas ...), once there is one.")
-    error: str | None = Field(default=None, description="Why the session failed, when it did.")
-    pending_approval: ApprovalOut | None = Field(default=None, description="Set when status is waiting_input: what the session asks.")
-    usage: UsageOut = Field(description="Token usage per model and in total.")
-    transcript_uri: str = Field(description="MCP resource with the session's full transcript (JSON; append .md for markdown).")
-    live: bool = Field(description="Whether a run of this session is in progress in this server right now.")
-    next: str = Field(description="One sentence: what the caller should do next.")
+# ---- results ---------------------------------------------------------------------------------------
+# The session result is the swarm's own (swarm/results.py), shared with the Python API; imported above.
 
 
 def published_schema(schema: dict[str, Any]) -> dict[str, Any]:
