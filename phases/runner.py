@@ -107,7 +107,8 @@ async def resume_phase(engine: Any, session_id: str, *, principal: str | None = 
 
 
 async def resolve_approval(engine: Any, session_id: str, approval_id: str, decision: str, feedback: str | None = None,
-                           who: str = "user", *, principal: str | None = None, on_update: OnUpdate | None = None) -> PhaseResult:
+                           who: str = "user", *, principal: str | None = None, on_update: OnUpdate | None = None,
+                           channel: str = "resolve_approval") -> PhaseResult:
     """Answer a session's pending approval and go on: the phase resumes with the answer (or, for a swarm
     session's clarifying question, the session continues with the answer as the user's message)."""
     record = await engine.get(session_id, principal)
@@ -117,7 +118,7 @@ async def resolve_approval(engine: Any, session_id: str, approval_id: str, decis
     if approval_id != pending.id:
         raise UserInputError(f"approval {approval_id!r} is not pending in session {session_id}; the pending approval is {pending.id!r}: {clip(pending.message, 200)!r}")
     decision, feedback = normalize(decision, feedback, pending)
-    answer = {"id": approval_id, "decision": decision, "feedback": feedback, "who": who, "time": now().isoformat()}
+    answer = {"id": approval_id, "decision": decision, "feedback": feedback, "who": who, "channel": channel, "time": now().isoformat()}
     run = last_run(record)
     if run is None or not run.get("pending") or run["pending"]["id"] != approval_id:  # the swarm runner's question
         await engine.store.save(record, [Event(type="approval_resolved", round=record.total_rounds, agent=who, content={**answer, "kind": pending.kind})])

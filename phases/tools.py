@@ -58,6 +58,6 @@ def phase_tool_registry(base: ToolRegistry | None = None) -> ToolRegistry:
     base = base if base is not None else default_registry()
     registry = ToolRegistry({name: base.get(name) for name in base.names()}, works=base.works)  # type: ignore[misc]
     for phase in PHASES.values():
-        registry.add(PhaseToolProvider(phase))
+        registry.add(PhaseToolProvider(phase), phase=True)
     registry.works[WORK_KIND] = PhaseWork()
     return registry

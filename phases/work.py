@@ -47,10 +47,10 @@ class PhaseWork:
         return normalize(decision, feedback, pending)
 
     async def answer(self, engine: "Engine", record: SessionRecord, pending: PendingApproval, decision: str, feedback: str | None, *,
-                     who: str, principal: str | None, on_update: OnUpdate | None, local: bool) -> SessionRecord:
+                     who: str, principal: str | None, on_update: OnUpdate | None, local: bool, channel: str = "resolve_approval") -> SessionRecord:
         decision, feedback = self.check_answer(record, pending, decision, feedback)
         check_code_of(record)
-        await resolve_approval(engine, record.id, pending.id, decision, feedback, who, principal=principal, on_update=on_update)
+        await resolve_approval(engine, record.id, pending.id, decision, feedback, who, principal=principal, on_update=on_update, channel=channel)
         return await engine.get(record.id)
 
     def workflow(self, record: SessionRecord) -> str | None:

@@ -98,6 +98,9 @@ class Engine:
         if kind == "copilot" or profile is not None:
             chosen = profile if isinstance(profile, Profile) else pick(self.profiles, profile)
             if budget is not None:
+                if budget.cost_usd is not None and not self.runner.prices.by_model:
+                    raise UserInputError("a cost budget needs a price table: set SWARM_MCP_PRICES to a YAML or JSON file of "
+                                         "{model: {prompt: USD per 1M tokens, completion: ...}}, or set a token or time budget")
                 chosen = chosen.model_copy(update={"budget": chosen.budget.raised(budget)})
         if max_rounds is None:
             max_rounds = chosen.max_rounds if chosen is not None else 20
@@ -147,11 +150,25 @@ class Engine:
         return self.work_of(record).workflow(record)
 
     async def go_on(self, session_id: str, *, message: str | None = None, max_rounds: int | None = None, principal: str | None = None,
-                    on_update: OnUpdate | None = None, local: bool = False) -> SessionRecord:
-        """Make a stopped session go on (with ``message``: an answer to its question, or new input) until its next stop."""
+                    on_update: OnUpdate | None = None, local: bool = False, budget: Budget | None = None) -> SessionRecord:
+        """Make a stopped session go on (with ``message``: an answer to its question, or new input) until its next stop;
+        ``budget``'s limits replace the session's (raise one that paused it)."""
         record = await self.store.get_session(session_id, principal)
+        if budget is not None and budget.any:
+            record = await self.raise_budget(record, budget)
         return await self.work_of(record).go_on(self, record, message=message, max_rounds=max_rounds, principal=principal,
                                                 on_update=on_update, local=local)
+
+    async def raise_budget(self, record: SessionRecord, budget: Budget) -> SessionRecord:
+        """Give the session ``budget``'s limits in place of its own (saved before it goes on)."""
+        if budget.cost_usd is not None and not self.runner.prices.by_model:
+            raise UserInputError("a cost budget needs a price table: set SWARM_MCP_PRICES to a YAML or JSON file of "
+                                 "{model: {prompt: USD per 1M tokens, completion: ...}}, or set a token or time budget")
+        profile = record.profile or pick(self.profiles, None)
+        record.profile = profile.model_copy(update={"budget": profile.budget.raised(budget)})
+        await self.store.save(record, [Event(type="status", round=record.total_rounds, content={
+            "status": record.status, "budget": record.profile.budget.model_dump(), "reason": "budget changed"})])
+        return record
 
     def check_answer(self, record: SessionRecord, approval_id: str, decision: str, feedback: str | None = None) -> PendingApproval:
         """The pending approval ``approval_id`` of ``record``, if ``decision`` answers it; else a UserInputError saying why not."""
@@ -163,13 +180,16 @@ class Engine:
         self.work_of(record).check_answer(record, pending, decision, feedback)
         return pending
 
-    async def answer(self, session_id: str, approval_id: str, decision: str, feedback: str | None = None, *, who: str = "user",
-                     principal: str | None = None, on_update: OnUpdate | None = None, local: bool = False) -> SessionRecord:
-        """Answer a session's pending approval (or question) and go on until the next stop."""
+    async def answer(self, session_id: str, approval_id: str, decision: str, feedback: str | None = None, *, who: str | None = None,
+                     channel: str = "resolve_approval", principal: str | None = None, on_update: OnUpdate | None = None,
+                     local: bool = False) -> SessionRecord:
+        """Answer a session's pending approval (or question) and go on until the next stop. The transcript records
+        ``who`` answered (default: the principal) and through which ``channel`` (elicitation, resolve_approval,
+        tasks, python, console ...)."""
         record = await self.store.get_session(session_id, principal)
         pending = self.check_answer(record, approval_id, decision, feedback)
-        return await self.work_of(record).answer(self, record, pending, decision, feedback, who=who, principal=principal,
-                                                 on_update=on_update, local=local)
+        return await self.work_of(record).answer(self, record, pending, decision, feedback, who=who or record.principal, principal=principal,
+                                                 on_update=on_update, local=local, channel=channel)
 
     def takes_input_while_running(self, record: SessionRecord) -> bool:
         """Whether a message for ``record``'s session while it runs is queued for it (rather than refused)."""

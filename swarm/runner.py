@@ -25,12 +25,16 @@ from autogen_agentchat.messages import BaseChatMessage, HandoffMessage, TextMess
 from autogen_core.models import ChatCompletionClient
 from autogen_core.tools import BaseTool
 
+from .approvals import ApprovalGate, ApprovalNeeded, ApprovedTool
+from .budgets import BudgetMeter, BudgetReached, Prices
 from .config import Settings
 from .errors import ConfigError, ProviderError, SessionCancelled, SessionInterrupted, SwarmError, UserInputError
 from .events import Event, Usage, events_from_message
+from .guard import AgentUsage, GuardedModelClient
 from .journal import CallJournal, JournaledModelClient, JournaledTool
 from .live import LiveRuns
 from .manifest import AgentManifest
+from .profiles import Budget
 from .router import OfflineRouter
 from .scope import current_grants, current_session
 from .session import Leg, PendingApproval, SessionRecord
@@ -71,10 +75,18 @@ def open_leg(record: SessionRecord, message: str | None, max_rounds: int | None)
         return
     if not record.legs:
         record.legs.append(Leg(kind="task", text=message, max_rounds=limit))
+    elif record.status == "waiting_input" and answered_approval(record):  # the round that asked plays again, with the answer
+        record.legs.append(Leg(kind="resume", max_rounds=limit))
     elif record.status == "waiting_input":
         record.legs.append(Leg(kind="answer", text=message, target=record.meta.get("entry", ROUTER_AGENT), max_rounds=limit))
     else:
         record.legs.append(Leg(kind="message" if message else "resume", text=message, max_rounds=limit))
+
+
+def answered_approval(record: SessionRecord) -> bool:
+    """Whether the session waits on an approval of its policy (not a question) that has been answered."""
+    pending = record.pending
+    return pending is not None and pending.kind != "question" and pending.id in record.meta.get("approvals", {})
 
 
 def leg_task(record: SessionRecord, leg: Leg) -> Any:
@@ -103,6 +115,8 @@ class SessionRunner:
         self.services = services or {}
         self.live = live if live is not None else LiveRuns()
         """The process's live sessions (the engine's): a leg registers there while it executes, with its RoundControl."""
+        self.prices = Prices.load(settings.prices_path)
+        """The price table sessions' costs and cost budgets are counted by (SWARM_MCP_PRICES)."""
 
     def cancel(self, session_id: str) -> bool:
         """Ask a running leg to stop after its current round; False if no leg of the session executes here."""
@@ -168,6 +182,20 @@ class SessionRunner:
         ctx = self._context(record)
         ctx.journal = journal
         entry = record.meta.get("entry", ROUTER_AGENT)
+        profile = record.profile
+        policy = profile.approvals if profile is not None else None
+        gate = ApprovalGate(policy, record.meta.setdefault("approvals", {}), self.tools.is_phase) if policy is not None and policy.any else None
+        meter = BudgetMeter(profile.budget if profile is not None else Budget(), self.prices, record.usage, record.seconds_used)
+        by_agent = AgentUsage()
+
+        def client_for(m: AgentManifest) -> ChatCompletionClient:
+            inner = JournaledModelClient(self.models.client_for(m.name, m.model_tier), journal, m.name, self.models.spec_for(m.model_tier))
+            return GuardedModelClient(inner, m.name, journal, by_agent, gate, meter if meter.budget.any else None)
+
+        def tools_for(m: AgentManifest) -> list[BaseTool[Any, Any]]:
+            names = [n for n in m.tools if profile is None or profile.phase_tools or not self.tools.is_phase(n)]
+            tools: list[BaseTool[Any, Any]] = [JournaledTool(t, journal, m.name, ctx.outbox) for t in self.tools.build(names, ctx, m.name)]
+            return [ApprovedTool(t, gate) if gate is not None and gate.gates(t.name) else t for t in tools]
         committed, round_no = record.total_rounds, start.rounds
         cancelled: SessionCancelled | None = None
         try:
@@ -177,8 +205,7 @@ class SessionRunner:
             team = build_team(
                 self.agents, control=control, router=self.router, entry=entry, context_tokens=self.settings.context_tokens,
                 router_capable=self.models.is_capable(self.agents[ROUTER_AGENT].model_tier),
-                client_for=lambda m: JournaledModelClient(self.models.client_for(m.name, m.model_tier), journal, m.name, self.models.spec_for(m.model_tier)),
-                tools_for=lambda m: [JournaledTool(t, journal, m.name, ctx.outbox) for t in self.tools.build(m.tools, ctx, m.name)],
+                client_for=client_for, tools_for=tools_for,
             )
             routers = [agent for agent in team._participants if isinstance(agent, CopilotControl)]  # (found once, not per round)
             if start.state is not None:
@@ -201,9 +228,10 @@ class SessionRunner:
                     live = round_no > committed  # a new round, not one replayed from the journal
                     if live:
                         leg.rounds += 1
-                        commit = self._round_commit(record, turn, round_no, routers, journal, ctx, on_update)
+                        commit = self._round_commit(record, turn, round_no, routers, journal, ctx, on_update, by_agent, meter)
                     else:  # replayed: its events and usage are already recorded
                         journal.take_usage()
+                        by_agent.take()
                         journal.tool_events.clear()
                         ctx_events(ctx)
                         commit = _nothing
@@ -222,19 +250,29 @@ class SessionRunner:
                     raise cancelled
             await self.store.checkpoint_put(session_id, legs=len(record.legs), position=journal.position, rounds=round_no,
                                             body=json.dumps(await team.save_state(), default=str))
+            record.seconds_used = meter.seconds()
             await self._finish(record, control, on_update)
         except asyncio.CancelledError:
             # The caller went away: the session stays paused and resumable; the cancel goes on.
             await asyncio.shield(self._save(record, [transition(record, Paused("the call was cancelled"))], on_update))
             raise
         except SessionCancelled as exc:
-            _merge_usage(record, journal.take_usage())
+            self._take_usage(record, journal, by_agent, meter)
             await self._save(record, [*ctx_events(ctx), transition(record, Cancelled(str(exc)))], on_update)
         except Exception as exc:  # provider failures, model misbehaviour, bugs: the session fails, its transcript stays
             root = _root(journal.last_error or exc)
-            _merge_usage(record, journal.take_usage())
+            self._take_usage(record, journal, by_agent, meter)
+            ending: list[Event]
             if isinstance(root, SessionInterrupted):  # stopped on purpose mid-round: paused (or cancelled), not failed
                 ending = [transition(record, Cancelled(root.why) if root.reason == "cancel" else Paused(root.why))]
+            elif isinstance(root, ApprovalNeeded):  # the profile's policy asks a human; the answer replays this round
+                pending = root.pending
+                ending = [Event(type="approval_request", round=record.total_rounds, agent=pending.agent, content=pending.model_dump()),
+                          transition(record, Waiting(pending))]
+            elif isinstance(root, BudgetReached):
+                ending = [transition(record, Paused(root.reason, {"budget": record.profile.budget.model_dump() if record.profile else {}}))]
+            elif isinstance(root, SessionCancelled):  # a human stopped it (after a failed step)
+                ending = [transition(record, Cancelled(str(root)))]
             else:
                 error = _describe(root)
                 log.warning("session %s failed: %s", session_id, error)
@@ -245,6 +283,12 @@ class SessionRunner:
             current_session.reset(token)
             current_grants.reset(grants_token)
         return record
+
+    def _take_usage(self, record: SessionRecord, journal: CallJournal, by_agent: AgentUsage, meter: BudgetMeter) -> None:
+        """At a leg's end: add what it used and has not recorded with a round, and the seconds it ran."""
+        _merge_usage(record, journal.take_usage())
+        _merge_usage(record, by_agent.take(), record.agent_usage)
+        record.seconds_used = meter.seconds()
 
     async def _checkpoint(self, record: SessionRecord) -> "Checkpoint":
         """Where playing the session's last leg starts: after the checkpoint of every leg before it, if the store has
@@ -262,7 +306,10 @@ class SessionRunner:
             raise UserInputError(f"session {sid} was cancelled; start a new session with copilot")
         if record.status == "completed" and not message:
             raise UserInputError(f"session {sid} is completed; pass a message to follow up, or start a new session")
-        if record.status == "waiting_input" and not message:
+        if record.status == "waiting_input" and not message and not answered_approval(record):
+            if record.pending is not None and record.pending.kind != "question":
+                raise UserInputError(f"session {sid} waits for approval {record.pending.id}: {record.pending.message[:300]!r}; answer it with "
+                                     f"resolve_approval(session_id='{sid}', approval_id='{record.pending.id}', decision=approve|reject|revise)")
             question = record.pending.message if record.pending else "a question"
             raise UserInputError(f"session {sid} is waiting for your answer to: {question!r}; continue it with a message")
         if max_rounds is not None and max_rounds < 1:
@@ -274,7 +321,7 @@ class SessionRunner:
                               grants=record.grants)
 
     def _round_commit(self, record: SessionRecord, turn: list[Any], round_no: int, routers: list[CopilotControl], journal: CallJournal,
-                      ctx: SessionContext, on_update: OnUpdate | None) -> Callable[[], Awaitable[None]]:
+                      ctx: SessionContext, on_update: OnUpdate | None, agents: AgentUsage, meter: BudgetMeter) -> Callable[[], Awaitable[None]]:
         """The write of a round just played: its events, the route taken, usage, the session row."""
         events = ctx_events(ctx)
         for message in turn:
@@ -286,12 +333,14 @@ class SessionRunner:
             if router.last_decision is not None:
                 record.meta["route"] = router.last_decision.as_dict()
                 router.last_decision = None
-        usage = journal.take_usage()
+        usage, by_agent = journal.take_usage(), agents.take()
 
         async def commit() -> None:
             record.rounds_used += 1
             record.total_rounds = round_no
             _merge_usage(record, usage)
+            _merge_usage(record, by_agent, record.agent_usage)
+            record.seconds_used = meter.seconds()
             await self._save(record, events, on_update)
 
         return commit
@@ -348,9 +397,11 @@ def ctx_events(ctx: SessionContext) -> list[Event]:
     return events
 
 
-def _merge_usage(record: SessionRecord, usage: dict[str, Usage]) -> None:
-    for model, item in usage.items():
-        record.usage[model] = record.usage.get(model, Usage()) + item
+def _merge_usage(record: SessionRecord, usage: dict[str, Usage], into: dict[str, Usage] | None = None) -> None:
+    """Add ``usage`` (by model, or by agent) into the record's usage by model (or ``into``)."""
+    target = record.usage if into is None else into
+    for key, item in usage.items():
+        target[key] = target.get(key, Usage()) + item
 
 
 def _root(exc: BaseException) -> BaseException:

@@ -98,11 +98,19 @@ class ToolRegistry:
 
     def __init__(self, providers: Mapping[str, ToolProvider] | None = None, works: Mapping[str, "SessionWork"] | None = None) -> None:
         self._providers: dict[str, ToolProvider] = dict(providers or {})
+        self._phases: set[str] = set()
         self.works: dict[str, SessionWork] = dict(works or {})
         """Kinds of session work (swarm/work.py) by name; a durable engine plays them as ``swarm.session_work`` workflows."""
 
-    def add(self, provider: ToolProvider) -> None:
+    def add(self, provider: ToolProvider, *, phase: bool = False) -> None:
+        """Add a tool; ``phase``: it runs a whole phase of agents (a profile may leave such tools out)."""
         self._providers[provider.name] = provider
+        if phase:
+            self._phases.add(provider.name)
+
+    def is_phase(self, name: str) -> bool:
+        """Whether the tool ``name`` runs a phase (see ``add``)."""
+        return name in self._phases
 
     def names(self) -> list[str]:
         return sorted(self._providers)

@@ -16,11 +16,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol
 
 from .errors import UserInputError
+from .events import Event, now
 from .session import PendingApproval, SessionRecord
 
 if TYPE_CHECKING:
     from .engine import Engine
-    from .events import Event
 
 OnUpdate = Callable[[SessionRecord, list["Event"]], Awaitable[None]]
 
@@ -43,7 +43,7 @@ class SessionWork(Protocol):
         ...
 
     async def answer(self, engine: "Engine", record: SessionRecord, pending: PendingApproval, decision: str, feedback: str | None, *,
-                     who: str, principal: str | None, on_update: OnUpdate | None, local: bool) -> SessionRecord:
+                     who: str, principal: str | None, on_update: OnUpdate | None, local: bool, channel: str = "resolve_approval") -> SessionRecord:
         """Answer the session's pending approval (checked) and go on until the next stop."""
         ...
 
@@ -79,19 +79,31 @@ class CopilotWork:
         return await engine.run(record.id, message=message, max_rounds=max_rounds, principal=principal, on_update=on_update, local=local)
 
     def check_answer(self, record: SessionRecord, pending: PendingApproval, decision: str, feedback: str | None) -> tuple[str, str | None]:
-        """The swarm asks questions only: the answer is the feedback (or the decision's own text)."""
-        if pending.kind != "question":
-            raise UserInputError(f"approval {pending.id} ({pending.kind}) cannot be answered here: it belongs to no phase run of session {record.id}")
-        text = feedback if (decision == "answer" or not decision) else decision if not feedback else f"{decision}: {feedback}"
-        if not text or not text.strip():
-            raise UserInputError(f"approval {pending.id} is a question: pass decision='answer' and your answer in feedback")
-        return "answer", text
+        """A question's answer is the feedback (or the decision's own text); an approval of the session's policy (code,
+        a phase, a failed step) takes approve, reject or revise (with feedback for the agent)."""
+        if pending.kind == "question":
+            text = feedback if (decision == "answer" or not decision) else decision if not feedback else f"{decision}: {feedback}"
+            if not text or not text.strip():
+                raise UserInputError(f"approval {pending.id} is a question: pass decision='answer' and your answer in feedback")
+            return "answer", text
+        word = APPROVAL_WORDS.get((decision or "").strip().lower())
+        if word is None or word not in pending.options:
+            raise UserInputError(f"decision {decision!r} is not allowed for approval {pending.id} ({pending.kind}); choose one of "
+                                 f"{pending.options} (revise with feedback saying what to change)")
+        return word, (feedback or "").strip() or None
 
     async def answer(self, engine: "Engine", record: SessionRecord, pending: PendingApproval, decision: str, feedback: str | None, *,
-                     who: str, principal: str | None, on_update: OnUpdate | None, local: bool) -> SessionRecord:
-        """A swarm question's answer continues the session with it as the user's input."""
-        _, text = self.check_answer(record, pending, decision, feedback)
-        return await self.go_on(engine, record, message=text, max_rounds=None, principal=principal, on_update=on_update, local=local)
+                     who: str, principal: str | None, on_update: OnUpdate | None, local: bool, channel: str = "resolve_approval") -> SessionRecord:
+        """A question's answer continues the session with it as the user's input; an approval's decision is recorded
+        (with who answered and through which channel) and the round that asked plays again with it."""
+        decision, text = self.check_answer(record, pending, decision, feedback)
+        if pending.kind == "question":
+            return await self.go_on(engine, record, message=text, max_rounds=None, principal=principal, on_update=on_update, local=local)
+        answer = {"id": pending.id, "decision": decision, "feedback": text, "who": who, "channel": channel, "time": now().isoformat()}
+        record.meta.setdefault("approvals", {})[pending.id] = answer
+        await engine.store.save(record, [Event(type="approval_resolved", round=record.total_rounds, agent=who,
+                                               content={**answer, "kind": pending.kind})])
+        return await self.go_on(engine, record, message=None, max_rounds=None, principal=principal, on_update=on_update, local=local)
 
     def workflow(self, record: SessionRecord) -> str | None:
         if not record.legs:
@@ -109,6 +121,12 @@ class CopilotWork:
         """The next leg, with ``message`` as its input."""
         return await engine.runner.prepare(session_id, message=message, max_rounds=max_rounds, on_update=on_update,
                                            workflow=workflow, input_id=input_id)
+
+
+APPROVAL_WORDS = {"approve": "approve", "approved": "approve", "yes": "approve", "y": "approve", "ok": "approve", "accept": "approve",
+                  "reject": "reject", "rejected": "reject", "no": "reject", "n": "reject", "deny": "reject",
+                  "revise": "revise", "revision": "revise", "change": "revise"}
+"""Decisions an approval of the session's policy takes, and their synonyms."""
 
 
 def workflow_id(session_id: str, leg: int, attempt: int = 0) -> str:
