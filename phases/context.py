@@ -154,10 +154,11 @@ class PhaseContext:
         return AssistantAgent(name=name, model_client=client, description=manifest.description, system_message=system,
                               output_content_type=output if structured else None)
 
-    async def ask(self, agent: AssistantAgent, task: str, schema: type[T] | None = None, *,
+    async def ask(self, agent: AssistantAgent, task: str | BaseChatMessage, schema: type[T] | None = None, *,
                   check: Callable[[Any], None] | None = None, retries: int = FORMAT_RETRIES) -> Any:
         """One agent turn: text, or a validated ``schema`` instance. A malformed answer (or one ``check``
-        rejects with ModelBehaviourError) goes back to the agent with the error, ``retries`` times."""
+        rejects with ModelBehaviourError) goes back to the agent with the error, ``retries`` times. ``task`` is
+        the prompt, or a message (a MultiModalMessage with images for a model that sees)."""
         prompt, error = task, ""
         for attempt in range(retries + 1):
             try:

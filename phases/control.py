@@ -5,6 +5,8 @@
                     on failure the error goes back to the engineer, up to max_n_attempts
         researcher: markdown = researcher(step) -> step<N>_<slug>.md in the work dir
         the step's bounded summary is carried into the next steps; a failed step stops the plan
+    review_code / judge_plots: an engineer step's successful run is reviewed and its figures judged; a verdict
+        against it goes back to the engineer as the next attempt (phases/review.py)
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from swarm.sandbox import ExecutionResult
 from .context import PhaseContext, PhaseFailed, clip, slug
 from .models import CodeAnswer, Plan, Step, StepResult
 from .params import ControlParams
+from .review import StepChecks
 
 SUMMARY_CHARS = 1200
 """Most characters of one step's summary."""
@@ -88,37 +91,46 @@ def store_result(pctx: PhaseContext, result: StepResult) -> None:
 
 
 async def run_step(pctx: PhaseContext, step: Step, index: int, *, max_n_attempts: int, feedback: str | None = None,
-                   label: str | None = None) -> StepResult:
-    """Run one step with its agent; never raises for the step's own failure (the result says so)."""
+                   label: str | None = None, review_code: bool = False, judge_plots: bool = False) -> StepResult:
+    """Run one step with its agent; never raises for the step's own failure (the result says so). An engineer step's
+    successful run is then reviewed (``review_code``) and its figures judged (``judge_plots``): see phases/review.py."""
     prompt = step_prompt(step, index, carry_text(pctx, index), feedback)
     label = label or f"step{index}"
     try:
         if step.agent == "engineer":
-            return await engineer_step(pctx, step, index, prompt, max_n_attempts, label)
+            checks = StepChecks(pctx, step, index, review_code=review_code, judge_plots=judge_plots)
+            return await engineer_step(pctx, step, index, prompt, max_n_attempts, label, checks)
         return await researcher_step(pctx, step, index, prompt, max_n_attempts, label)
     except ModelBehaviourError as exc:
         return StepResult(index=index, sub_task=step.sub_task, agent=step.agent, status="failed", attempts=max_n_attempts, error=str(exc))
 
 
-async def engineer_step(pctx: PhaseContext, step: Step, index: int, prompt: str, max_n_attempts: int, label: str) -> StepResult:
+async def engineer_step(pctx: PhaseContext, step: Step, index: int, prompt: str, max_n_attempts: int, label: str,
+                        checks: StepChecks | None = None) -> StepResult:
     engineer = pctx.agent("engineer", output=CodeAnswer, instructions=ENGINEER_NOTE)
+    checks = checks or StepChecks(pctx, step, index)
+    await checks.start()
     last: ExecutionResult | None = None
-    code_file = ""
+    code_file = problem = ""
     for attempt in range(1, max_n_attempts + 1):
         answer: CodeAnswer = await pctx.ask(engineer, prompt, CodeAnswer)
         suffix = ".py" if answer.language == "python" else ".sh"
         last = await pctx.execute(answer.code, answer.language, f"{label}_attempt{attempt}{suffix}")
         code_file = f"code/{label}_attempt{attempt}{suffix}"
         if last.exit_code == 0 and not last.timed_out:
-            summary = clip(f"{answer.explanation}\nOutput:\n{last.stdout[-SUMMARY_CHARS:]}", SUMMARY_CHARS)
-            return StepResult(index=index, sub_task=step.sub_task, agent="engineer", status="completed", attempts=attempt, summary=summary,
-                              files=[code_file], isolation=last.isolation, exit_code=0)
+            objection = await checks.objection(attempt, answer, last)
+            if objection is None:
+                summary = clip(f"{answer.explanation}\nOutput:\n{last.stdout[-SUMMARY_CHARS:]}", SUMMARY_CHARS)
+                return StepResult(index=index, sub_task=step.sub_task, agent="engineer", status="completed", attempts=attempt, summary=summary,
+                                  files=[code_file], isolation=last.isolation, exit_code=0, reviews=checks.reviews)
+            problem, prompt = objection.summary(), objection.feedback(attempt, max_n_attempts)
+            continue
+        problem = f"last run: {failure(last)}"
         prompt = f"The program failed (attempt {attempt} of {max_n_attempts}): {failure(last)}\n\n{report(last)}\n\nFix the code and send the complete corrected program."
     assert last is not None
     return StepResult(index=index, sub_task=step.sub_task, agent="engineer", status="failed", attempts=max_n_attempts,
-                      error=f"step {index} failed after {max_n_attempts} attempts; last run: {failure(last)}",
-                      files=[code_file],
-                      isolation=last.isolation, exit_code=last.exit_code)
+                      error=f"step {index} failed after {max_n_attempts} attempts; {problem}",
+                      files=[code_file], isolation=last.isolation, exit_code=last.exit_code, reviews=checks.reviews)
 
 
 def failure(result: ExecutionResult) -> str:
@@ -160,7 +172,8 @@ async def run(pctx: PhaseContext, params: ControlParams) -> dict[str, Any]:
     plan = resolve_plan(pctx, params.plan)
     results: list[StepResult] = []
     for index in select_steps(plan, params.step):
-        result = await run_step(pctx, plan.steps[index - 1], index, max_n_attempts=params.max_n_attempts)
+        result = await run_step(pctx, plan.steps[index - 1], index, max_n_attempts=params.max_n_attempts,
+                                review_code=params.review_code, judge_plots=params.judge_plots)
         store_result(pctx, result)
         results.append(result)
         if result.status == "failed":

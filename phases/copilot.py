@@ -42,12 +42,14 @@ async def run(pctx: PhaseContext, params: CopilotParams) -> dict[str, Any]:
     result: dict[str, Any]
     if route == "one_shot":
         agent = decision.agent or ("engineer" if decision.route != "clarify" else "researcher")
-        result = await pctx.phase("one_shot", one_shot.OneShotParams(task=task, agent=agent, max_n_attempts=params.max_n_attempts), one_shot.run)
+        result = await pctx.phase("one_shot", one_shot.OneShotParams(task=task, agent=agent, max_n_attempts=params.max_n_attempts,
+                                                                         review_code=params.review_code, judge_plots=params.judge_plots), one_shot.run)
         answer = result["answer"]
     elif route == "planning":
         planned = await pctx.phase("planning", planning.PlanningParams(task=task, max_plan_steps=params.max_plan_steps,
-                                                                       n_plan_reviews=params.n_plan_reviews), planning.run)
-        done = await pctx.phase("control", control.ControlParams(max_n_attempts=params.max_n_attempts), control.run)
+                                                                       n_plan_reviews=params.n_plan_reviews, improve_task=params.improve_task), planning.run)
+        done = await pctx.phase("control", control.ControlParams(max_n_attempts=params.max_n_attempts, review_code=params.review_code,
+                                                                       judge_plots=params.judge_plots), control.run)
         result = {"plan": planned["plan"], "steps": done["steps"]}
         answer = done["answer"]
     else:

@@ -22,6 +22,40 @@ class CodeAnswer(BaseModel):
     explanation: str = Field("", description="One or two sentences: what the program does and which files it writes.")
 
 
+class ImprovedTask(BaseModel):
+    """The task improver's answer (JSON)."""
+
+    model_config = ConfigDict(extra="ignore")
+    task: str = Field(min_length=1, description="The task rewritten: precise and self-contained (goal, inputs, deliverables, constraints).")
+    changes: str = Field("", description="One sentence: what was made precise, and which defaults were chosen.")
+
+
+class CodeReview(BaseModel):
+    """The code reviewer's verdict on a step's program and its run (JSON)."""
+
+    model_config = ConfigDict(extra="ignore")
+    verdict: Literal["approve", "request_changes"] = Field(description="approve, or request_changes (then list the issues).")
+    issues: list[str] = Field(default_factory=list, description="What must change, one concrete item per issue; empty when approving.")
+
+
+class PlotVerdict(BaseModel):
+    """The plot judge's verdict on the figures a step wrote (JSON)."""
+
+    model_config = ConfigDict(extra="ignore")
+    verdict: Literal["ok", "redo"] = Field(description="ok, or redo (then list the problems).")
+    problems: list[str] = Field(default_factory=list, description="What is wrong, naming the figure and what to change; empty when ok.")
+
+
+class StepReview(BaseModel):
+    """A code reviewer's or plot judge's verdict on one attempt of a step (kept in the step result)."""
+
+    attempt: int
+    agent: Literal["code_reviewer", "plot_judge"]
+    verdict: Literal["approve", "request_changes", "ok", "redo"]
+    issues: list[str] = Field(default_factory=list)
+    figures: list[str] = Field(default_factory=list, description="The figures the plot judge was shown (relative paths).")
+
+
 class Idea(BaseModel):
     """One idea of the idea maker."""
 
@@ -76,6 +110,7 @@ class StepResult(BaseModel):
     files: list[str] = Field(default_factory=list, description="Files the step wrote, relative to the work dir.")
     isolation: str | None = Field(None, description="How the code ran: 'bubblewrap' or 'rlimits (...)'; None for text steps.")
     exit_code: int | None = None
+    reviews: list[StepReview] = Field(default_factory=list, description="Verdicts of the code reviewer and the plot judge, per attempt.")
 
 
 class Answer(BaseModel):

@@ -12,7 +12,8 @@ from .params import OneShotParams
 
 async def run(pctx: PhaseContext, params: OneShotParams) -> dict[str, Any]:
     step = Step(sub_task=params.task, agent=params.agent)
-    result = await run_step(pctx, step, 1, max_n_attempts=params.max_n_attempts, label="one_shot")
+    result = await run_step(pctx, step, 1, max_n_attempts=params.max_n_attempts, label="one_shot",
+                            review_code=params.review_code, judge_plots=params.judge_plots)
     output = {"agent": params.agent, "status": result.status, "answer": result.summary, "result": result.model_dump(mode="json"),
               "files": pctx.files(), "work_dir": str(pctx.work_dir)}
     pctx.state["one_shot"] = output["result"]

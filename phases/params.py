@@ -26,8 +26,13 @@ class Plan(BaseModel):
     steps: list[Step] = Field(description="The steps, in order.")
 
 
-class PlanningParams(BaseModel):
-    """Parameters of the planning phase."""
+IMPROVE_TASK = "Rewrite task first."
+REVIEW_CODE = "Review code."
+JUDGE_PLOTS = "Judge figures."
+
+
+class PlanningBase(BaseModel):
+    """What every planning phase takes."""
 
     model_config = ConfigDict(extra="forbid")
     task: str = Field(min_length=1, max_length=20_000, description="The task.")
@@ -35,13 +40,26 @@ class PlanningParams(BaseModel):
     n_plan_reviews: int = Field(1, ge=0, le=5, description="Review rounds, 0-5.")
 
 
-class ControlParams(BaseModel):
-    """Parameters of the control phase."""
+class PlanningParams(PlanningBase):
+    """Parameters of the planning phase."""
+
+    improve_task: bool = Field(False, description=IMPROVE_TASK)
+
+
+class ControlBase(BaseModel):
+    """What every control phase takes."""
 
     model_config = ConfigDict(extra="forbid")
     plan: Plan | None = Field(None, description="Default: the session's plan.")
     step: int | None = Field(None, ge=1, description="Only this step (1-based); default: all.")
     max_n_attempts: int = Field(3, ge=1, le=10, description="Attempts per step, 1-10.")
+
+
+class ControlParams(ControlBase):
+    """Parameters of the control phase."""
+
+    review_code: bool = Field(False, description=REVIEW_CODE)
+    judge_plots: bool = Field(False, description=JUDGE_PLOTS)
 
 
 class OneShotParams(BaseModel):
@@ -51,6 +69,8 @@ class OneShotParams(BaseModel):
     task: str = Field(min_length=1, max_length=20_000, description="The task.")
     agent: StepAgent = Field("engineer", description="engineer codes, researcher writes.")
     max_n_attempts: int = Field(3, ge=1, le=10, description="Attempts, 1-10.")
+    review_code: bool = Field(False, description=REVIEW_CODE)
+    judge_plots: bool = Field(False, description=JUDGE_PLOTS)
 
 
 class IdeaGenerationParams(BaseModel):
@@ -62,13 +82,13 @@ class IdeaGenerationParams(BaseModel):
     n_reviews: int = Field(1, ge=0, le=5, description="Critique rounds, 0-5.")
 
 
-class HitlPlanningParams(PlanningParams):
+class HitlPlanningParams(PlanningBase):
     """Parameters of the human-in-the-loop planning phase."""
 
     max_iterations: int = Field(3, ge=1, le=10, description="Most plans put to the human, 1-10.")
 
 
-class HitlControlParams(ControlParams):
+class HitlControlParams(ControlBase):
     """Parameters of the human-in-the-loop control phase."""
 
     approval_mode: Literal["before_step", "after_step", "both", "on_error"] = Field(
@@ -105,3 +125,6 @@ class CopilotParams(BaseModel):
     max_n_attempts: int = Field(3, ge=1, le=10, description="Attempts per step, 1-10.")
     n_ideas: int = Field(3, ge=1, le=10, description="How many ideas, if asked for, 1-10.")
     max_questions: int = Field(2, ge=0, le=5, description="Most clarifying questions, 0-5.")
+    improve_task: bool = Field(False, description=IMPROVE_TASK)
+    review_code: bool = Field(False, description=REVIEW_CODE)
+    judge_plots: bool = Field(False, description=JUDGE_PLOTS)

@@ -1,5 +1,6 @@
 """Planning: the planner proposes a structured plan, the plan reviewer critiques it, the planner revises.
 
+    improve_task: task = task_improver(task)              JSON: the task made precise; planned instead of the original
     plan = planner(task)                                  JSON, validated: 1..max_plan_steps steps
     n_plan_reviews times: critique = plan_reviewer(plan); plan = planner(critique)
     -> plan.json in the work dir, ``plan`` in the session state
@@ -14,7 +15,7 @@ from autogen_agentchat.agents import AssistantAgent
 from swarm.errors import ModelBehaviourError
 
 from .context import PhaseContext
-from .models import Plan
+from .models import ImprovedTask, Plan
 from .params import PlanningParams
 
 PLANNER_NOTE = (
@@ -22,6 +23,7 @@ PLANNER_NOTE = (
     "\"bullet_points\": [...]}}]}} with at least 1 and at most {max_steps} steps."
 )
 REVIEWER_NOTE = "Reply with your critique as plain text (at most five numbered suggestions)."
+IMPROVER_NOTE = 'Reply with a JSON document only: {"task": "<the task, rewritten>", "changes": "<one sentence>"}.'
 
 
 def check_plan(plan: Plan, max_steps: int) -> None:
@@ -70,9 +72,31 @@ def store_plan(pctx: PhaseContext, plan: Plan) -> str:
     return pctx.write("plan.json", plan.model_dump_json(indent=2))
 
 
+def check_improved(answer: ImprovedTask) -> None:
+    if not answer.task.strip():
+        raise ModelBehaviourError("the rewritten task is empty; give the whole task, rewritten")
+
+
+async def improve_task(pctx: PhaseContext, task: str) -> dict[str, str]:
+    """The task improver's rewrite of ``task``: {"original", "task", "changes"}."""
+    improver = pctx.agent("task_improver", output=ImprovedTask, instructions=IMPROVER_NOTE)
+    answer: ImprovedTask = await pctx.ask(improver, f"Task:\n{task}\n\nRewrite it as a precise, self-contained task.", ImprovedTask,
+                                          check=check_improved)
+    return {"original": task, "task": answer.task.strip()[:20_000], "changes": answer.changes}
+
+
 async def run(pctx: PhaseContext, params: PlanningParams) -> dict[str, Any]:
+    task, extra = params.task, {}
+    if params.improve_task:
+        improved = await improve_task(pctx, task)
+        task, extra = improved["task"], {"improved_task": improved}
     team = Planners(pctx, params.max_plan_steps)
-    plan = await team.propose(f"Task:\n{params.task}\n\nPropose a plan.")
-    plan, critiques = await team.review_and_revise(plan, params.task, params.n_plan_reviews)
+    plan = await team.propose(f"Task:\n{task}\n\nPropose a plan.")
+    plan, critiques = await team.review_and_revise(plan, task, params.n_plan_reviews)
     path = store_plan(pctx, plan)
-    return {"plan": plan.model_dump(mode="json"), "answer": plan_text(plan), "reviews": critiques, "plan_path": path, "files": pctx.files(), "work_dir": str(pctx.work_dir)}
+    if extra:
+        pctx.state["improved_task"] = extra["improved_task"]  # the task the session's plan was made for
+    else:
+        pctx.state.pop("improved_task", None)
+    return {"plan": plan.model_dump(mode="json"), "answer": plan_text(plan), "reviews": critiques, "plan_path": path, "files": pctx.files(),
+            "work_dir": str(pctx.work_dir), **extra}

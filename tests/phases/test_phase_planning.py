@@ -43,7 +43,7 @@ async def test_plan_is_reviewed_and_revised_n_times(settings: Any) -> None:
         assert phase_events(events) == [("phase_start", "planning", None), ("phase_end", "planning", "completed")]
         start = next(e for e in events if e.type == "phase_start")
         end = next(e for e in events if e.type == "phase_end")
-        assert start.content["inputs"] == {"task": "Analyse the sales data", "max_plan_steps": 3, "n_plan_reviews": 2}
+        assert start.content["inputs"] == {"task": "Analyse the sales data", "max_plan_steps": 3, "n_plan_reviews": 2, "improve_task": False}
         assert end.content["output"]["plan"]["steps"] == steps and end.content["usage"] == {"scripted": {"prompt_tokens": 50, "completion_tokens": 25}}
         assert [e.agent for e in events if e.type == "message" and e.agent != "user"] == ["planner", "plan_reviewer", "planner", "plan_reviewer", "planner"]
         assert [e.seq for e in events] == list(range(1, len(events) + 1))
@@ -86,7 +86,7 @@ async def test_bad_parameters_name_the_parameter_and_what_is_allowed(settings: A
     async with scripted_engine(settings, Script([])) as engine:
         with pytest.raises(UserInputError, match="planning: parameter 'max_plan_steps': Input should be less than or equal to 10, got 50"):
             await run_phase(engine, "planning", {"task": "x", "max_plan_steps": 50})
-        with pytest.raises(UserInputError, match=r"unknown parameter 'steps'; the parameters are \['max_plan_steps', 'n_plan_reviews', 'task'\]"):
+        with pytest.raises(UserInputError, match=r"unknown parameter 'steps'; the parameters are \['improve_task', 'max_plan_steps', 'n_plan_reviews', 'task'\]"):
             await run_phase(engine, "planning", {"task": "x", "steps": 2})
         with pytest.raises(UserInputError, match="parameter 'task' is required"):
             await run_phase(engine, "planning", {})
