@@ -270,6 +270,13 @@ def result_of(record: SessionRecord, run: dict[str, Any] | None, phase: str) -> 
                        work_dir=record.meta.get("work_dir"))
 
 
+def with_profile_defaults(phase: Phase, params: BaseModel, profile: Any) -> BaseModel:
+    """``params`` with the session profile's defaults for ``phase`` in place of the parameters the agent left unset."""
+    defaults = profile.phase_defaults(phase.name) if profile is not None else {}
+    unset = {k: v for k, v in defaults.items() if k in type(params).model_fields and k not in params.model_fields_set}
+    return phase.validate({**params.model_dump(exclude_unset=True), **unset}) if unset else params
+
+
 async def run_as_tool(phase: Phase, ctx: SessionContext, params: BaseModel) -> str:
     """A phase called by an agent of a swarm session: runs inline in that session (its state, its
     transcript, a journal of its own keyed by the tool call's journal position); an interactive phase
@@ -277,6 +284,7 @@ async def run_as_tool(phase: Phase, ctx: SessionContext, params: BaseModel) -> s
     engine = ctx.services.get("engine")
     if engine is None:
         raise InternalError("phase tools need the engine in the session's services (services['engine'])")
+    params = with_profile_defaults(phase, params, ctx.profile)
     if phase.interactive:
         parent = await engine.get(ctx.session_id)
         result = await run_phase(engine, phase.name, params, principal=parent.principal, grants=parent.grants)

@@ -318,7 +318,7 @@ class SessionRunner:
     def _context(self, record: SessionRecord) -> SessionContext:
         work_dir = self.settings.work_root / record.id
         return SessionContext(session_id=record.id, work_dir=work_dir, settings=self.settings, state=record.meta, services=self.services,
-                              grants=record.grants)
+                              grants=record.grants, profile=record.profile)
 
     def _round_commit(self, record: SessionRecord, turn: list[Any], round_no: int, routers: list[CopilotControl], journal: CallJournal,
                       ctx: SessionContext, on_update: OnUpdate | None, agents: AgentUsage, meter: BudgetMeter) -> Callable[[], Awaitable[None]]:

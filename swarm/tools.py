@@ -20,6 +20,7 @@ from .grants import Grants, check_code
 
 if TYPE_CHECKING:
     from .config import Settings
+    from .profiles import Profile
     from .events import Event
     from .work import SessionWork
 
@@ -41,6 +42,8 @@ class SessionContext:
     """The session's CallJournal: model clients and tools a tool builds must go through it."""
     grants: Grants | None = None
     """What the session may do (from its durable record); None: unknown, so nothing gated is allowed."""
+    profile: "Profile | None" = None
+    """The session's profile (swarm/profiles.py): the defaults of the phases its agents run, among others."""
 
     def emit(self, events: list["Event"]) -> None:
         """Record extra transcript events for this session; they are saved with the current round."""
