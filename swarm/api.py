@@ -206,11 +206,14 @@ class SwarmOrchestrator:
                         approval_manager: ApprovalManager | None = None, budget: "Budget | None" = None) -> SessionResult:
         """Go on with a paused, waiting or interrupted session (``message``: new input, or the answer to its question).
         A session waiting on an approval, continued without a message, has it answered by the approval manager (or
-        the console) first. ``budget`` replaces the session's limits (raise the one that paused it)."""
+        the console), and goes on with its own round limit. ``budget`` replaces the session's limits (raise the one
+        that paused it)."""
         await self.initialize()
         principal = self.config.principal
         record = await self.engine.get(session_id, principal)
         if message is None and record.status == "waiting_input" and record.pending is not None and self._answerer(approval_manager):
+            if budget is not None and budget.any:
+                record = await self.engine.raise_budget(record, budget)
             return await self._result(await self._answer_all(record, approval_manager))
         extra: dict[str, Any] = {"budget": budget} if budget is not None else {}
         record = await self.engine.go_on(session_id, message=message, max_rounds=max_rounds, principal=principal, **extra)
