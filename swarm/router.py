@@ -105,7 +105,7 @@ class OfflineRouter:
     """Routes a task in well under a millisecond from rules plus similarity to the routable agents' manifests."""
 
     SIM_WEIGHT = 3.0  # weight of manifest-example similarity against the rule scores
-    LOGIT = (-0.5, 2.0, 8.0, 6.0, -0.14, -0.4)
+    LOGIT = (-0.4, 2.0, 8.0, 6.0, -0.14, -0.4)
     """Log-odds that a specialist takes a one-shot task from the generalists: a bias, then the weights of its evidence,
     of its topic and phrasing similarity over the generalists', of the generalists' rule score and of their own
     evidence. Calibrated by a logistic regression on development agents of several kinds (the shared roster set and
