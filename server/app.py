@@ -30,10 +30,12 @@ from .schemas import (
     ApprovalId,
     Decision,
     Feedback,
+    Limits,
     MaxRounds,
     Message,
     OptMaxRounds,
     OptSessionId,
+    Profile,
     SessionId,
     SessionResult,
     Task,
@@ -105,18 +107,20 @@ def build_server(settings: Any = None, *, models: Any = None, service: SwarmServ
     # ---- copilot and sessions -------------------------------------------------------------------
 
     @tool("copilot", "Run the swarm on a task")
-    async def copilot(ctx: Context, task: Task, max_rounds: MaxRounds = 20, wait_seconds: WaitSeconds = DEFAULT_WAIT_SECONDS,
-                      session_id: OptSessionId = None) -> ToolOut:
+    async def copilot(ctx: Context, task: Task, max_rounds: MaxRounds = None, wait_seconds: WaitSeconds = DEFAULT_WAIT_SECONDS,
+                      session_id: OptSessionId = None, profile: Profile = None, budget: Limits = None) -> ToolOut:
         """Run the multi-agent swarm on a task, round by round, until an answer, a question for you (waiting_input)
-        or max_rounds (paused)."""
-        return await session_call(ctx, wait_seconds, lambda call: service.copilot(call, task, max_rounds, wait_seconds, session_id))
+        or max_rounds (paused; default 20, or the profile's)."""
+        return await session_call(ctx, wait_seconds, lambda call: service.copilot(call, task, max_rounds, wait_seconds, session_id,
+                                                                                  profile=profile, budget=budget))
 
     @tool("continue_copilot", "Continue a session")
     async def continue_copilot(ctx: Context, session_id: SessionId, message: Message = None, max_rounds: OptMaxRounds = None,
-                               wait_seconds: WaitSeconds = DEFAULT_WAIT_SECONDS) -> ToolOut:
-        """Resume a paused, waiting or failed session where it stopped, optionally with a message; on a running
-        session, wait for it again (a message is queued for its next turn)."""
-        return await session_call(ctx, wait_seconds, lambda call: service.continue_(call, session_id, message, max_rounds, wait_seconds))
+                               wait_seconds: WaitSeconds = DEFAULT_WAIT_SECONDS, budget: Limits = None) -> ToolOut:
+        """Resume a paused, waiting or failed session where it stopped, optionally with a message (or raised budget);
+        on a running session, wait for it again (a message is queued for its next turn)."""
+        return await session_call(ctx, wait_seconds, lambda call: service.continue_(call, session_id, message, max_rounds, wait_seconds,
+                                                                                    budget=budget))
 
     @tool("session_status", "Session status", read_only=True)
     async def session_status(ctx: Context, session_id: SessionId) -> ToolOut:

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
+from swarm.profiles import Budget
 from swarm.results import ApprovalOut, SessionResult, Status, TokenCount, UsageOut  # noqa: F401 - re-exported: the tools' results
 
 MAX_WAIT_SECONDS = 600
@@ -23,12 +24,14 @@ MAX_ROUNDS_LIMIT = 500
 
 # (Descriptions are short on purpose: every client pays for them in every conversation; the tools' results say more.)
 Task = Annotated[str, Field(min_length=1, max_length=20_000, description="The task.")]
-MaxRounds = Annotated[int, Field(ge=1, le=MAX_ROUNDS_LIMIT, description="Agent turns before it pauses, 1-500.")]
+MaxRounds = Annotated[int, Field(ge=1, le=MAX_ROUNDS_LIMIT, description="Agent turns before it pauses, 1-500 (default: the profile's, 20).")]
 OptMaxRounds = Annotated[int | None, Field(ge=1, le=MAX_ROUNDS_LIMIT, description="New round limit, 1-500; default: as before.")]
 WaitSeconds = Annotated[int, Field(ge=0, le=MAX_WAIT_SECONDS, description="Max seconds to wait, 0-600.")]
 SessionId = Annotated[str, Field(min_length=1, max_length=64, description="Session id.")]
 OptSessionId = Annotated[str | None, Field(max_length=64, description="Send as a follow-up to this session.")]
 PhaseSessionId = Annotated[str | None, Field(max_length=64, description="Session to use; default: new.")]
+Profile = Annotated[str | None, Field(max_length=64, description="default, full (asks before code) or quick.")]
+Limits = Annotated[Budget | None, Field(description="Session limits; a pause at one.")]
 Message = Annotated[str | None, Field(max_length=20_000, description="New input: answer, correction, follow-up.")]
 ApprovalId = Annotated[str, Field(min_length=1, max_length=64, description="pending_approval.id")]
 Decision = Annotated[str, Field(min_length=1, max_length=20_000, description="An option, or the answer.")]

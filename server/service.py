@@ -196,18 +196,23 @@ class SwarmService:
                     f"continue_copilot(session_id='{record.id}') resumes it once it has stopped.")
         return session_result(record, live=live, note=note)
 
-    async def copilot(self, call: Call, task: str, max_rounds: int, wait: float, session_id: str | None) -> Outcome:
+    async def copilot(self, call: Call, task: str, max_rounds: int | None, wait: float, session_id: str | None, *,
+                      profile: str | None = None, budget: Any = None) -> Outcome:
         if session_id:
-            return await self.continue_(call, session_id, task, max_rounds, wait)
+            return await self.continue_(call, session_id, task, max_rounds, wait, budget=budget)
         engine = await self.engine()
         self._check_sampling(call)
-        record = await engine.create(task, max_rounds=max_rounds, principal=call.principal, origin=call.origin, sampling=self.samples(call))
+        record = await engine.create(task, max_rounds=max_rounds, principal=call.principal, origin=call.origin, sampling=self.samples(call),
+                                     profile=profile, budget=budget)
         await self.start(call, record.id, lambda on_update, local: engine.go_on(record.id, principal=call.principal, on_update=on_update, local=local))
         return await self.follow(call, record.id, wait)
 
-    async def continue_(self, call: Call, session_id: str, message: str | None, max_rounds: int | None, wait: float) -> Outcome:
+    async def continue_(self, call: Call, session_id: str, message: str | None, max_rounds: int | None, wait: float, *,
+                        budget: Any = None) -> Outcome:
         engine = await self.engine()
         record = await engine.admit(session_id, call.principal, call.origin)  # also: the caller must own it
+        if budget is not None and budget.any:
+            record = await engine.raise_budget(record, budget)
         run = self.runs.get(session_id)
         if run is not None and not run.done and run.stop_reason is not None:  # interrupted, winding down: resume after it
             await asyncio.wait({run.task}, timeout=max(self.cancel_grace, wait))
@@ -255,10 +260,10 @@ class SwarmService:
     async def resolve(self, call: Call, session_id: str, approval_id: str, decision: str, feedback: str | None, wait: float) -> Outcome:
         engine = await self.engine()
         record = await engine.admit(session_id, call.principal, call.origin)
-        await self.answer(call, record, approval_id, decision, feedback)
+        await self.answer(call, record, approval_id, decision, feedback, channel="resolve_approval")
         return await self.follow(call, session_id, wait)
 
-    async def answer(self, call: Call, record: Any, approval_id: str, decision: str, feedback: str | None) -> None:
+    async def answer(self, call: Call, record: Any, approval_id: str, decision: str, feedback: str | None, *, channel: str) -> None:
         """Answer a pending approval: the session goes on with the decision (a refusal - no such approval, a decision it
         does not allow - is raised by the engine before anything runs, and reaches the caller from ``start``)."""
         engine = await self.engine()
@@ -266,7 +271,8 @@ class SwarmService:
         if run is not None and not run.done and record.status == "waiting_input":  # the run that stopped there is winding down
             await asyncio.wait({run.task}, timeout=max(self.cancel_grace, 5.0))
         await self.start(call, record.id, lambda on_update, local: engine.answer(
-            record.id, approval_id, decision, feedback, principal=call.principal, on_update=on_update, local=local))
+            record.id, approval_id, decision, feedback, who=call.principal, channel=channel, principal=call.principal,
+            on_update=on_update, local=local))
 
     async def start(self, call: Call, session_id: str, go: Any) -> Any:
         """Start a run of the session owned by this server: ``go(on_update, local)`` makes it go on (swarm.live.Go)."""
@@ -321,7 +327,7 @@ class SwarmService:
             if decision is None or pending is None or pending.id != approval_id:
                 call.declined.add(approval_id)
             else:
-                await self.answer(call, record, pending.id, *decision)
+                await self.answer(call, record, pending.id, *decision, channel="elicitation")
         return session_id
 
     async def follow(self, call: Call, session_id: str, wait: float) -> Outcome:
@@ -362,7 +368,7 @@ class SwarmService:
             if decision is None:
                 call.declined.add(pending.id)
                 continue
-            await self.answer(call, record, pending.id, *decision)
+            await self.answer(call, record, pending.id, *decision, channel="elicitation")
 
     async def _push(self, call: Call, run: Any, requests: list[Any]) -> None:
         """A 2025-11-25 follower of a run that waits on relayed requests: send them on this connection."""

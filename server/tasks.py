@@ -145,7 +145,7 @@ class SessionTool:
             decision, feedback = "reject", None
         else:
             decision, feedback = approval_decision(content)
-        await self.service.answer(call, state.record, pending.id, decision, feedback)
+        await self.service.answer(call, state.record, pending.id, decision, feedback, channel="tasks")
 
 
 def approval_key(approval_id: str) -> str:

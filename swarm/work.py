@@ -76,6 +76,15 @@ class CopilotWork:
 
     async def go_on(self, engine: "Engine", record: SessionRecord, *, message: str | None, max_rounds: int | None,
                     principal: str | None, on_update: OnUpdate | None, local: bool) -> SessionRecord:
+        """Run the next leg; a message to a session waiting on an approval of its policy is the decision
+        (``approve``, ``reject: why``, ``revise: what to change``)."""
+        pending = record.pending if record.status == "waiting_input" else None
+        if pending is not None and pending.kind != "question" and message:
+            word, _, rest = message.strip().partition(" ")
+            word, sep, after = word.partition(":")
+            feedback = f"{after} {rest}".strip(" :") or None
+            return await self.answer(engine, record, pending, word, feedback, who=record.principal, principal=principal,
+                                     on_update=on_update, local=local, channel="continue_copilot")
         return await engine.run(record.id, message=message, max_rounds=max_rounds, principal=principal, on_update=on_update, local=local)
 
     def check_answer(self, record: SessionRecord, pending: PendingApproval, decision: str, feedback: str | None) -> tuple[str, str | None]:

@@ -221,7 +221,7 @@ async def test_an_approval_is_answered_through_the_task_and_recorded_with_who_ga
             transcript = await client.request("resources/read", {"uri": f"swarm://sessions/{sid}/transcript"})
     events = json.loads(transcript["contents"][0]["text"])["events"]
     resolved = [e["content"] for e in events if e["type"] == "approval_resolved"]
-    assert resolved and resolved[0]["decision"] == "approve" and resolved[0]["feedback"] == "ship it" and resolved[0]["who"] == "user", resolved
+    assert resolved and resolved[0]["decision"] == "approve" and resolved[0]["feedback"] == "ship it" and resolved[0]["who"] == "local", resolved
 
 
 async def test_a_task_is_cancelled_and_another_principal_cannot_see_or_cancel_it(tmp_path: Path) -> None:
