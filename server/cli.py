@@ -27,7 +27,8 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a whole copilot session for a task")
     run.add_argument("task", help="what the swarm should do")
-    run.add_argument("--max-rounds", type=int, default=20, help="rounds (agent turns) before the session pauses (default 20)")
+    run.add_argument("--max-rounds", type=int, help="rounds (agent turns) before the session pauses (default: the profile's, 20 for default)")
+    run.add_argument("--profile", help="session profile: default, full (asks before code and phases run), quick, or one of SWARM_MCP_PROFILE_DIRS")
     run.add_argument("--model", help="model backend: auto | local | openai:<model> | anthropic:<model> (default: SWARM_MCP_MODEL or auto)")
     run.add_argument("--json", action="store_true", help="print the final session as JSON")
 
@@ -146,7 +147,7 @@ async def _run(args: argparse.Namespace) -> int:
 
         validate_model_spec(args.model)
     try:
-        result = await run_session(args.task, max_rounds=args.max_rounds, model=args.model)
+        result = await run_session(args.task, max_rounds=args.max_rounds, model=args.model, profile=args.profile)
     except ToolFailed as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2 if exc.kind in ("user_input", "unknown_session", "invalid_arguments", "config") else 1

@@ -33,8 +33,9 @@ def server_parameters(model: str | None = None) -> Any:
     return StdioServerParameters(command=sys.executable, args=["-m", "server.cli", "serve", "--exit-with-parent"], env=env, cwd=os.getcwd())
 
 
-async def run_session(task: str, *, max_rounds: int, model: str | None = None) -> dict[str, Any]:
-    """Run one copilot session to a stop (completed, waiting_input, paused, failed) through MCP."""
+async def run_session(task: str, *, max_rounds: int | None = None, model: str | None = None, profile: str | None = None) -> dict[str, Any]:
+    """Run one copilot session to a stop (completed, waiting_input, paused, failed) through MCP; ``max_rounds`` and
+    ``profile`` left out are the server's defaults (the profile's round limit; the default profile)."""
     from mcp import Client
     from mcp.client.stdio import stdio_client
 
@@ -45,8 +46,9 @@ async def run_session(task: str, *, max_rounds: int, model: str | None = None) -
     elicit = _terminal_elicitation if sys.stdin is not None and sys.stdin.isatty() else None
     failure: ToolFailed | None = None  # raised outside the client: the SDK's task groups would wrap it
     async with Client(stdio_client(server_parameters(model), errlog=sys.stderr), elicitation_callback=elicit) as client:
-        result = await client.call_tool(
-            "copilot", {"task": task, "max_rounds": max_rounds, "wait_seconds": CALL_WAIT_SECONDS}, progress_callback=progress)
+        args: dict[str, Any] = {"task": task, "wait_seconds": CALL_WAIT_SECONDS}
+        args.update({k: v for k, v in (("max_rounds", max_rounds), ("profile", profile)) if v is not None})
+        result = await client.call_tool("copilot", args, progress_callback=progress)
         while not result.is_error and (result.structured_content or {}).get("status") == "running":
             result = await client.call_tool(
                 "continue_copilot", {"session_id": result.structured_content["session_id"], "wait_seconds": CALL_WAIT_SECONDS},

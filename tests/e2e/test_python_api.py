@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import sys
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -17,6 +20,8 @@ from tests.e2e.mcp_harness import connect, data
 from tests.fakes import ScriptedModels
 
 pytestmark = pytest.mark.anyio
+
+REPO = Path(__file__).resolve().parents[2]
 
 SIX_HOPS = [
     {"agent": "copilot_control", "handoff": "planner"},
@@ -104,3 +109,23 @@ async def test_an_approval_asked_in_python_is_answered_over_mcp_and_back(setting
     assert (work / "a.txt").read_text() == "ran" and not (work / "b.txt").exists()
     answers = [(e.content["decision"], e.content["channel"]) for e in events if e.type == "approval_resolved"]
     assert answers == [("approve", "resolve_approval"), ("reject", "python")]
+
+
+async def test_the_cli_runs_a_profile_through_mcp_and_python_reads_the_session(tmp_path: Path) -> None:
+    """``swarm-mcp run TASK --profile quick`` (a real MCP client of a ``serve`` it spawns) on the data directory the
+    Python API then reads the session from."""
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps([{"agent": "copilot_control", "handoff": "researcher"}, {"agent": "researcher", "text": "Quick answer."}]))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI", "ANTHROPIC", "SWARM_MCP"))}
+    env.update(SWARM_MCP_HOME=str(tmp_path / "home"), SWARM_MCP_MODEL="scripted", SWARM_MCP_SCRIPT=str(script), PYTHONPATH=str(REPO))
+    run = await anyio.run_process([sys.executable, "-m", "server.cli", "run", "Explain DNS briefly", "--profile", "quick", "--json"],
+                                  env=env, cwd=REPO, check=False)
+    assert run.returncode == 0, run.stderr.decode()
+    result = json.loads(run.stdout)
+    assert result["status"] == "completed" and result["result"] == "Quick answer." and result["max_rounds"] == 8
+
+    async with SwarmOrchestrator(SwarmConfig(work_dir=tmp_path / "home", interactive=False)) as swarm:
+        status = await swarm.status(result["session_id"])
+        record = await swarm.engine.get(result["session_id"])
+    assert status.model_dump(mode="json") == result | {"next": status.next}
+    assert record.profile is not None and record.profile.name == "quick" and record.profile.phase_tools is False
