@@ -16,6 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from .errors import ManifestError
 
 Route = Literal["one_shot", "planning", "idea_generation", "clarify"]
+ROSTER_GROUPS = ("@roster", "@one_shot")
+"""Hand-off groups a manifest may name instead of agents: the agents they stand for are read from the roster (the
+loaded manifests) when a team is built, so an agent dropped in needs no edit of any other manifest."""
 Tier = Literal["fast", "default", "strong"]
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
@@ -36,7 +39,9 @@ class AgentManifest(BaseModel):
     description: str = Field(min_length=1, description="What the agent does; routers read it.")
     system_message: str = Field(min_length=1, description="The agent's system prompt.")
     tools: list[str] = Field(default_factory=list, description="Names of tools the agent may call.")
-    handoffs: list[str] = Field(default_factory=list, description="Agents (or 'user') it may hand off to.")
+    handoffs: list[str] = Field(default_factory=list, description=(
+        "Agents (or 'user') it may hand off to; '@roster' stands for every agent a route leads to and '@one_shot' for every "
+        "agent that does a task in one go, both read from the roster when a team is built."))
     model_tier: Tier = Field(default="default", description="Which model tier serves this agent.")
     routing: RoutingSpec | None = Field(default=None, description="Optional routing examples.")
     _path: str = PrivateAttr(default="(built in code)")
@@ -95,8 +100,9 @@ def load_agents(extra_dirs: list[Path] | tuple[Path, ...] = ()) -> dict[str, Age
             agents[manifest.name] = manifest
     for manifest in agents.values():
         for target in manifest.handoffs:
-            if target != "user" and target not in agents:
-                raise ManifestError(manifest.path, "handoffs", f"expected known agent names or 'user', got unknown {target!r}")
+            if target != "user" and target not in agents and target not in ROSTER_GROUPS:
+                raise ManifestError(manifest.path, "handoffs",
+                                    f"expected known agent names, 'user' or a group ({', '.join(ROSTER_GROUPS)}), got unknown {target!r}")
     return agents
 
 

@@ -128,6 +128,8 @@ class OfflineRouter:
         self.targets: tuple[str, ...] = tuple(n for n in dict.fromkeys(
             [*GENERALISTS, *(a for names in self._by_route.values() for a in names), *self.specialists]) if n in agents)
         """Every agent a route can lead to (routable agents and the route agents), in a fixed order."""
+        self.one_shot_agents: tuple[str, ...] = tuple(n for n in self._one_shot if n in agents)
+        """The agents that can do a task (or a plan step) in one go: the generalists and the routable one-shot agents."""
 
     def decide(self, task: str) -> RouteDecision:
         """The route for ``task`` and, for one_shot, the agent that does it."""

@@ -7,10 +7,12 @@ router decides alone and no model call is made for routing.
 
 from __future__ import annotations
 
-from typing import Any, AsyncGenerator, Callable, Mapping, Sequence
+import re
+
+from typing import Any, AsyncGenerator, Callable, Collection, Mapping, Sequence
 
 from autogen_agentchat.agents import AssistantAgent
-from autogen_agentchat.base import Response, TerminatedException, TerminationCondition
+from autogen_agentchat.base import Handoff, Response, TerminatedException, TerminationCondition
 from autogen_agentchat.messages import BaseAgentEvent, BaseChatMessage, HandoffMessage, StopMessage, TextMessage, ToolCallSummaryMessage
 from autogen_agentchat.teams import Swarm
 from autogen_core import CancellationToken
@@ -27,7 +29,8 @@ CONTEXT_TOKENS = 6000
 """Default tokens of recent conversation each agent's model sees (Settings.context_tokens)."""
 CHARS_PER_TOKEN = 4
 
-ROUTE_TARGET = {"planning": "planner", "idea_generation": "idea_maker", "clarify": "assistant"}
+HANDOFF_CHARS = 72
+"""How much of a target's description the router agent's hand-off tool carries."""
 
 
 class BoundedContext(ChatCompletionContext):
@@ -95,9 +98,11 @@ def _part_chars(part: Any) -> int:
                if isinstance(v, str)) or 256  # (an image, or a part with no text: a fixed allowance)
 
 
-def route_target(decision: RouteDecision, available: Sequence[str]) -> str:
-    target = decision.agent if decision.route == "one_shot" and decision.agent else ROUTE_TARGET.get(decision.route, "engineer")
-    return target if target in available else next(iter(available))
+def route_target(decision: RouteDecision, available: Sequence[str], ranked: Sequence[str] = ()) -> str:
+    """The agent to hand ``decision`` to: its own when available, else the best ranked one available, else the first."""
+    if decision.target in available:
+        return decision.target
+    return next((name for name in ranked if name in available), next(iter(available)))
 
 
 def user_text(messages: Sequence[BaseChatMessage]) -> str:
@@ -105,13 +110,21 @@ def user_text(messages: Sequence[BaseChatMessage]) -> str:
 
 
 class CopilotControl(AssistantAgent):
-    """The router agent: offline decision first, the model only when it is capable."""
+    """The router agent: offline decision first, the model only when it is capable.
+
+    Its hand-offs are the roster's (every agent a route leads to) plus any its manifest names. A capable model is
+    offered, per call, only the hand-offs to the router's ``CANDIDATES`` best agents for the user's input so far (and
+    those its manifest names outright), so what it reads does not grow with the roster; the set is a function of the
+    session's inputs, so a replayed call asks the same."""
+
+    CANDIDATES = 4
 
     def __init__(self, *args: Any, router: OfflineRouter, capable: bool, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._router = router
         self._capable = capable
         self._user_inputs: list[str] = []
+        self._every_handoff = dict(self._handoffs)
         self.last_decision: RouteDecision | None = None
 
     async def on_messages_stream(
@@ -120,11 +133,13 @@ class CopilotControl(AssistantAgent):
         text = user_text(messages)
         if text:
             self._user_inputs.append(text)
-        decision = self._router.decide("\n".join(self._user_inputs) or text)
+        task = "\n".join(self._user_inputs) or text
+        decision = self._router.decide(task)
         self.last_decision = decision
-        targets = [h.target for h in self._handoffs.values()]
+        targets = [h.target for h in self._every_handoff.values()]
+        ranked = self._router.candidates(task, len(self._router.targets))
         if not self._capable:
-            target = route_target(decision, targets)
+            target = route_target(decision, targets, ranked)
             await self._model_context.add_message(self._as_context(messages))
             yield Response(chat_message=HandoffMessage(
                 source=self.name, target=target,
@@ -132,12 +147,22 @@ class CopilotControl(AssistantAgent):
                 metadata={"route": decision.route, "agent": str(decision.agent), "decided_by": "offline_router"},
             ))
             return
+        self._offer(ranked)
         hint = TextMessage(source="offline_router", content=(
             f"Offline router suggestion: route={decision.route}, agent={decision.agent}, "
             f"confidence={decision.confidence:.2f} ({decision.reason}). Follow it unless the task clearly needs otherwise."
         ))
         async for item in super().on_messages_stream([*messages, hint], cancellation_token):
             yield item
+
+    def _offer(self, ranked: Sequence[str]) -> None:
+        """Offer the model the hand-offs to the best ``CANDIDATES`` roster agents (ranked) and to every non-roster target."""
+        roster = set(self._router.targets)
+        chosen = [name for name in ranked if any(h.target == name for h in self._every_handoff.values())][: self.CANDIDATES]
+        offered = {key: h for key, h in self._every_handoff.items() if h.target in chosen or h.target not in roster}
+        order = {name: i for i, name in enumerate(chosen)}
+        self._handoffs = dict(sorted(offered.items(), key=lambda kv: order.get(kv[1].target, -1)))
+        self._handoff_tools = [h.handoff_tool for h in self._handoffs.values()]
 
     def _as_context(self, messages: Sequence[BaseChatMessage]) -> Any:
         from autogen_core.models import UserMessage
@@ -154,15 +179,44 @@ class CopilotControl(AssistantAgent):
         await super().load_state({k: v for k, v in state.items() if k != "user_inputs"})
 
 
-def members_from(agents: Mapping[str, AgentManifest], entry: str) -> list[str]:
-    """The entry agent and every agent reachable from it by hand-offs, entry first."""
+def handoff_targets(agents: Mapping[str, AgentManifest], router: OfflineRouter,
+                    allowed: Collection[str] | None = None) -> dict[str, list[str]]:
+    """Each agent's hand-off targets: its manifest's, with the roster groups ('@roster', '@one_shot') read from the
+    router's roster, and none to an agent outside ``allowed`` (the router agent and 'user' are always allowed)."""
+    groups = {"@roster": router.targets, "@one_shot": router.one_shot_agents}
+
+    def ok(name: str) -> bool:
+        return name == "user" or (name in agents and (allowed is None or name in allowed or name == ROUTER_AGENT))
+
+    found: dict[str, list[str]] = {}
+    for name, manifest in agents.items():
+        targets = [t for h in manifest.handoffs for t in groups.get(h, (h,)) if t != name and ok(t)]
+        found[name] = list(dict.fromkeys(targets))
+    return found
+
+
+def members_from(agents: Mapping[str, AgentManifest], entry: str, handoffs: Mapping[str, Sequence[str]] | None = None) -> list[str]:
+    """The entry agent and every agent reachable from it by hand-offs (``handoffs``, default the manifests'), entry first."""
     order, todo = [entry], [entry]
     while todo:
-        for target in agents[todo.pop(0)].handoffs:
-            if target != "user" and target not in order:
+        name = todo.pop(0)
+        for target in (handoffs[name] if handoffs is not None else agents[name].handoffs):
+            if target != "user" and target in agents and target not in order:
                 order.append(target)
                 todo.append(target)
     return order
+
+
+def _handoff(target: str, agents: Mapping[str, AgentManifest]) -> Handoff:
+    """A hand-off whose tool says what the target does (the first sentence of its description, kept short)."""
+    manifest = agents.get(target)
+    if manifest is None:
+        return Handoff(target=target)
+    plain = re.sub(r"\s*\([^)]*\)", "", manifest.description)  # no parentheticals
+    first = re.split(r"\. | - |; |: ", plain, maxsplit=1)[0].rstrip(".")
+    if len(first) > HANDOFF_CHARS:
+        first = first[: first.rfind(" ", 0, HANDOFF_CHARS)].rstrip(",;") + "..."
+    return Handoff(target=target, description=f"{target}: {first}.".replace("....", "..."))
 
 
 def build_team(
@@ -175,10 +229,15 @@ def build_team(
     router_capable: bool,
     entry: str = ROUTER_AGENT,
     context_tokens: int = CONTEXT_TOKENS,
+    allowed: Collection[str] | None = None,
 ) -> Swarm:
-    """One Swarm of the entry agent and everything it can reach, each agent from its manifest."""
+    """One Swarm of the entry agent and everything it can reach, each agent from its manifest.
+
+    Hand-offs come from the manifests, with the roster groups read from ``router``; agents outside ``allowed`` (when
+    given) are neither members nor hand-off targets (the router agent always is allowed)."""
+    targets = handoff_targets(agents, router, allowed)
     participants = []
-    for name in members_from(agents, entry):
+    for name in members_from(agents, entry, targets):
         manifest = agents[name]
         kwargs: dict[str, Any] = dict(
             name=name,
@@ -186,7 +245,7 @@ def build_team(
             description=manifest.description,
             system_message=manifest.system_message,
             tools=tools_for(manifest) or None,
-            handoffs=list(manifest.handoffs),
+            handoffs=[_handoff(t, agents) if name == ROUTER_AGENT else t for t in targets[name]],
             model_context=BoundedContext(context_tokens),
             reflect_on_tool_use=bool(manifest.tools),
             max_tool_iterations=3 if manifest.tools else 1,
