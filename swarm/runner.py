@@ -27,6 +27,7 @@ from autogen_core.tools import BaseTool
 
 from .approvals import ApprovalGate, ApprovalNeeded, ApprovedTool
 from .budgets import BudgetMeter, BudgetReached, Prices
+from .checkpoint import compact_state
 from .config import Settings
 from .errors import ConfigError, ProviderError, SessionCancelled, SessionInterrupted, SwarmError, UserInputError
 from .events import Event, Usage, events_from_message
@@ -249,7 +250,7 @@ class SessionRunner:
                 if cancelled is not None:
                     raise cancelled
             await self.store.checkpoint_put(session_id, legs=len(record.legs), position=journal.position, rounds=round_no,
-                                            body=json.dumps(await team.save_state(), default=str))
+                                            body=json.dumps(compact_state(dict(await team.save_state()), self.settings.context_tokens), default=str))
             record.seconds_used = meter.seconds()
             await self._finish(record, control, on_update)
         except asyncio.CancelledError:

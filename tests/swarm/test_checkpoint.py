@@ -1,0 +1,57 @@
+"""A checkpoint keeps what going on needs and no more: its size does not grow with the session's history, and a
+session resumed from it sends the model exactly what an uninterrupted run would have."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from phases import phase_tool_registry
+from swarm.engine import Engine
+from tests.fakes import FunctionModels, handoff
+
+pytestmark = pytest.mark.anyio
+
+NEXT = {"copilot_control": "engineer", "engineer": "controller", "controller": "engineer"}
+
+
+class Recording:
+    """Hands off engineer <-> controller forever, with a long text each time, and records what each call was sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, list[str]]] = []
+
+    def __call__(self, messages: Any, agent: str, tools: Any) -> Any:
+        self.sent.append((agent, [str(getattr(m, "content", m)) for m in messages]))
+        return [f"{agent} says: " + "x" * 300 + f" #{len(self.sent)}", handoff(NEXT[agent])][1]
+
+
+async def play(settings: Any, rounds: list[int]) -> tuple[Recording, int]:
+    model = Recording()
+    async with Engine(settings, tools=phase_tool_registry(), models=FunctionModels(model)) as engine:
+        record = await engine.create("Bounce the work between engineer and controller", max_rounds=rounds[0])
+        record = await engine.go_on(record.id)
+        for more in rounds[1:]:
+            record = await engine.go_on(record.id, max_rounds=more)
+        found = await engine.store.checkpoint_get(record.id)
+        return model, len(found[3]) if found else 0
+
+
+async def test_a_checkpoint_does_not_grow_with_history(settings: Any) -> None:
+    settings = settings.__class__(**{**settings.__dict__, "context_tokens": 256})
+    _, short = await play(settings, [40, 1])
+    _, long = await play(settings, [400, 1])
+    assert long < short * 1.2, (short, long)  # 10x the rounds, about the same checkpoint
+
+
+async def test_resumed_from_a_checkpoint_the_model_is_sent_what_an_uninterrupted_run_sends(settings: Any) -> None:
+    settings = settings.__class__(**{**settings.__dict__, "context_tokens": 256})
+    whole, _ = await play(settings, [61])
+    parts, _ = await play(settings, [30, 20, 11])  # two checkpoints on the way
+    assert len(whole.sent) == len(parts.sent) == 61
+    assert [a for a, _ in whole.sent] == [a for a, _ in parts.sent]
+    for n, (one, other) in enumerate(zip(whole.sent, parts.sent)):
+        assert one[1] == other[1], f"call {n} ({one[0]}) differs"
+    json.dumps(parts.sent)  # (what was recorded is plain text)
