@@ -206,7 +206,7 @@ class SessionRunner:
             team = build_team(
                 self.agents, control=control, router=self.router, entry=entry, context_tokens=self.settings.context_tokens,
                 router_capable=self.models.is_capable(self.agents[ROUTER_AGENT].model_tier),
-                client_for=client_for, tools_for=tools_for,
+                client_for=client_for, tools_for=tools_for, allowed=profile.allowed() if profile is not None else None,
             )
             routers = [agent for agent in team._participants if isinstance(agent, CopilotControl)]  # (found once, not per round)
             if start.state is not None:

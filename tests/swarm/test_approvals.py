@@ -123,3 +123,25 @@ async def test_after_a_failed_step_the_human_decides(settings: Any) -> None:
     record = await engine.answer(record.id, record.pending.id, "reject", principal="alice")
     assert record.status == "cancelled" and "alice stopped the session after a failed step" in (await engine.transcript(record.id))[-1].content["reason"]
     await engine.store.close()
+
+
+async def test_the_quick_profile_offers_core_agents_and_no_phase_tools(settings: Any) -> None:
+    from tests.fakes import FunctionModels
+
+    offered: dict[str, list[str]] = {}
+
+    def model(messages: Any, agent: str, tools: Any) -> Any:
+        offered[agent] = sorted(t if isinstance(t, str) else t["name"] if isinstance(t, dict) else t.name for t in tools)
+        return "done"
+
+    for profile in ("quick", "default"):
+        async with Engine(settings, tools=phase_tool_registry(), models=FunctionModels(model)) as engine:
+            record = await engine.go_on((await engine.create("Say done", profile=profile)).id)
+            assert record.status == "completed"
+        router_tools = offered["copilot_control"]
+        if profile == "quick":
+            assert record.max_rounds == 8
+            assert not [t for t in router_tools if t.startswith("invoke_")], router_tools
+            assert {t.removeprefix("transfer_to_") for t in router_tools} <= {"engineer", "researcher", "assistant", "executor"}, router_tools
+        else:
+            assert "invoke_planning_phase" in router_tools, router_tools
