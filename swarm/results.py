@@ -77,7 +77,9 @@ class UsageOut(Readable):
     """Token usage of a session, per model and in total."""
 
     models: dict[str, TokenCount] = Field(description="Usage per model spec (e.g. 'openai:gpt-4o-mini', 'sampling', 'local').")
+    agents: dict[str, TokenCount] = Field(default_factory=dict, description="Usage per agent.")
     total: TokenCount = Field(description="Usage over all models.")
+    cost_usd: float | None = Field(default=None, description="By the price table, if set.")
 
 
 class SessionResult(Readable):
@@ -120,7 +122,8 @@ def session_result(record: Any, *, live: bool, note: str | None = None) -> Sessi
         error=record.error if status == "failed" else None,
         pending_approval=ApprovalOut(id=pending.id, message=pending.message, options=list(pending.options),
                                      kind=pending.kind, agent=pending.agent) if pending else None,
-        usage=UsageOut(models={m: _tokens(u) for m, u in record.usage.items()}, total=_tokens(record.total_usage())),
+        usage=UsageOut(models={m: _tokens(u) for m, u in record.usage.items()}, total=_tokens(record.total_usage()),
+                       agents={a: _tokens(u) for a, u in getattr(record, "agent_usage", {}).items()}, cost_usd=getattr(record, "cost_usd", None)),
         transcript_uri=transcript_uri(record.id),
         live=live,
         next=note or next_step(record, live=live),

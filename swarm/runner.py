@@ -290,6 +290,7 @@ class SessionRunner:
         _merge_usage(record, journal.take_usage())
         _merge_usage(record, by_agent.take(), record.agent_usage)
         record.seconds_used = meter.seconds()
+        record.cost_usd = self.prices.cost(record.usage)
 
     async def _checkpoint(self, record: SessionRecord) -> "Checkpoint":
         """Where playing the session's last leg starts: after the checkpoint of every leg before it, if the store has
@@ -342,6 +343,7 @@ class SessionRunner:
             _merge_usage(record, usage)
             _merge_usage(record, by_agent, record.agent_usage)
             record.seconds_used = meter.seconds()
+            record.cost_usd = self.prices.cost(record.usage)
             await self._save(record, events, on_update)
 
         return commit

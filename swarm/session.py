@@ -71,6 +71,8 @@ class SessionRecord(BaseModel):
     """Token usage per model spec."""
     agent_usage: dict[str, Usage] = Field(default_factory=dict)
     """Token usage per agent."""
+    cost_usd: float | None = None
+    """What the session's model calls cost in US dollars, by the price table (SWARM_MCP_PRICES); None without one."""
     seconds_used: float = 0.0
     """Wall-clock seconds the session's legs have run (what a time budget counts)."""
     profile: Profile | None = None

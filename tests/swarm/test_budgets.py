@@ -54,7 +54,11 @@ async def test_cost_budget_by_the_price_table(settings: Any, tmp_path: Path) -> 
         record = await engine.go_on((await engine.create("Explain it in steps", budget=Budget(cost_usd=0.05))).id)
         assert record.status == "paused" and len(script.calls) == 3
         assert "cost budget reached: $0.0600 of $0.0500" in (await engine.transcript(record.id))[-1].content["reason"]
-        assert Prices.load(prices).cost(record.usage) == pytest.approx(0.06)
+        assert Prices.load(prices).cost(record.usage) == pytest.approx(0.06) == record.cost_usd
+        from swarm.results import session_result
+
+        usage = session_result(record, live=False)["usage"]
+        assert usage["cost_usd"] == pytest.approx(0.06) and usage["agents"]["copilot_control"]["total_tokens"] == 15
 
 
 def test_a_bad_price_table_says_what_is_wrong(tmp_path: Path) -> None:
