@@ -2,7 +2,8 @@
 
     decision = router(task)
     clarify          -> the assistant asks one question -> waiting_input; the answer joins the task; route again
-    one_shot         -> one_shot with the router's agent (engineer or researcher)
+    one_shot         -> one_shot with the router's agent when it is engineer or researcher; any other roster agent
+                        (one dropped in, with its own field) answers the task itself in one turn
     planning         -> planning, then control
     idea_generation  -> idea_generation
 """
@@ -10,6 +11,10 @@
 from __future__ import annotations
 
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from swarm.router import GENERALISTS
 
 from . import control, idea_generation, one_shot, planning
 from .context import PhaseContext, clip
@@ -27,6 +32,21 @@ async def clarify(pctx: PhaseContext, task: str, number: int) -> tuple[str, dict
     return clip(f"{task}\n\n{question}\n{reply}", 20_000), {"question": question, "answer": reply, "who": answer.who}
 
 
+class AgentTurn(BaseModel):
+    """A one-shot task for a roster agent that is not a step agent: it answers in one turn."""
+
+    model_config = ConfigDict(extra="forbid")
+    task: str = Field(min_length=1, description="The task.")
+    agent: str = Field(description="The agent the router picked.")
+
+
+async def agent_turn(pctx: PhaseContext, params: AgentTurn) -> dict[str, Any]:
+    """The picked agent answers the task (no code run, no retries: it has no step to check)."""
+    worker = pctx.agent(params.agent)
+    answer = (await pctx.ask(worker, params.task)).strip()
+    return {"agent": params.agent, "status": "completed", "answer": answer, "files": pctx.files(), "work_dir": str(pctx.work_dir)}
+
+
 async def run(pctx: PhaseContext, params: CopilotParams) -> dict[str, Any]:
     task, clarifications = params.task, []
     for number in range(1, params.max_questions + 2):
@@ -42,8 +62,11 @@ async def run(pctx: PhaseContext, params: CopilotParams) -> dict[str, Any]:
     result: dict[str, Any]
     if route == "one_shot":
         agent = decision.agent or ("engineer" if decision.route != "clarify" else "researcher")
-        result = await pctx.phase("one_shot", one_shot.OneShotParams(task=task, agent=agent, max_n_attempts=params.max_n_attempts,
-                                                                         review_code=params.review_code, judge_plots=params.judge_plots), one_shot.run)
+        if agent in GENERALISTS:
+            result = await pctx.phase("one_shot", one_shot.OneShotParams(task=task, agent=agent, max_n_attempts=params.max_n_attempts,
+                                                                             review_code=params.review_code, judge_plots=params.judge_plots), one_shot.run)
+        else:  # a roster agent of its own field: it answers in one turn
+            result = await pctx.phase("one_shot", AgentTurn(task=task, agent=agent), agent_turn)
         answer = result["answer"]
     elif route == "planning":
         planned = await pctx.phase("planning", planning.PlanningParams(task=task, max_plan_steps=params.max_plan_steps,

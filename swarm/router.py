@@ -87,6 +87,10 @@ class _Assessment:
 
     routes: dict[RouteName, float]
     agents: dict[str, float]
+    claims: dict[str, float]
+    """Each specialist's log-odds of taking the task from the generalists."""
+    speaking: frozenset[str]
+    """The specialists whose own vocabulary the task uses at all."""
     similarity: dict[str, float]
     actions: int
 
@@ -112,7 +116,9 @@ class OfflineRouter:
     others: shell, spreadsheet, LaTeX, citations, verse, containers) against the built-in tasks, then rounded."""
     TOOLS_PENALTY = 4.0  # work on files or runs, for a specialist without tools whose manifest never speaks of it
     ROUTE_BONUS = 1.0  # a specialist's clear claim (log-odds, up to 1) makes the one_shot route likelier
-    CANDIDATE_SPREAD = 4.0  # candidates compare one-shot agents on a flatter scale: the runners-up stay in view
+    MUTE = 0.1  # a specialist none of whose own words the task uses is that much less likely a candidate
+    GENERAL_FLOOR = 0.25  # however strong a specialist's claim, the generalists stay plausible candidates
+    CANDIDATE_SPREAD = 4.0  # candidates compare the generalists on a flatter scale: the runner-up stays in view
 
     def __init__(self, agents: Mapping[str, AgentManifest]):
         self._index = ManifestIndex(agents)
@@ -136,21 +142,31 @@ class OfflineRouter:
         return self._decision(self._assess(task))
 
     def candidates(self, task: str, k: int = 4) -> list[str]:
-        """The ``k`` agents most likely to take ``task``, best first: the decision's agent, then the others by the
-        probability of their route times their share of it (ties by name). A function of the task alone."""
+        """The ``k`` agents most likely to take ``task``, best first: the decision's agent, then the others by how likely
+        they are (ties by name). A function of the task alone."""
         found = self._assess(task)
         first = self._decision(found).target
-        likely: dict[str, float] = {}
-        if found is not None:
-            route_p = _softmax(found.routes)
-            agent_p = _softmax({a: v / self.CANDIDATE_SPREAD for a, v in found.agents.items()})
-            likely = {a: route_p["one_shot"] * agent_p[a] for a in self._one_shot}
-            for route, names in self._by_route.items():
-                share = _softmax({n: self.SIM_WEIGHT * found.similarity.get(n, 0.0) for n in names})
-                likely.update({n: max(likely.get(n, 0.0), route_p[route] * share[n]) for n in names})  # type: ignore[index]
+        likely = self._likelihoods(found) if found is not None else {}
         ranked = sorted((n for n in self.targets if n != first), key=lambda n: (-likely.get(n, 0.0), n))
         order = [first, *ranked] if first in self.targets else ranked
         return order[: max(k, 0)]
+
+    def _likelihoods(self, found: _Assessment) -> dict[str, float]:
+        """How likely each target is: its route's probability times its share of it. A specialist's share is its own
+        claim (a crowd of unlikely ones dilutes no one; much less when the task uses none of its words); the
+        generalists share what the best claim leaves (at least GENERAL_FLOOR); a route's agents go by similarity."""
+        route_p = _softmax(found.routes)
+        claims = {a: (1.0 if a in found.speaking else self.MUTE) / (1.0 + math.exp(-found.claims[a])) for a in self.specialists}
+        general = _softmax({g: found.agents[g] / self.CANDIDATE_SPREAD for g in GENERALISTS})
+        rest = max(1.0 - max(claims.values(), default=0.0), self.GENERAL_FLOOR)
+        likely = {**{g: route_p["one_shot"] * rest * p for g, p in general.items()},
+                  **{a: route_p["one_shot"] * p for a, p in claims.items()}}
+        for route, names in self._by_route.items():
+            sims = {n: found.similarity.get(n, 0.0) for n in names}
+            best = max(sims.values())
+            for name in names:
+                likely[name] = max(likely.get(name, 0.0), route_p[route] * math.exp(self.SIM_WEIGHT * (sims[name] - best)))  # type: ignore[index]
+        return likely
 
     def _decision(self, found: _Assessment | None) -> RouteDecision:
         if found is None:
@@ -187,19 +203,20 @@ class OfflineRouter:
         topic = self._index.topic(text)
         general = GeneralistView(max(agents.values()), max(sim.get(g, 0.0) for g in GENERALISTS),
                                  max(topic.get(g, 0.0) for g in GENERALISTS), max(evidence.get(g, 0.0) for g in GENERALISTS))
-        lean = 0.0
+        lean, claims = 0.0, {}
         work = self._work_terms(text, words)
         for name in self.specialists:
             logit = self._specialist_logit(evidence[name], topic[name], sim[name], general)
             if work and name in self._toolless and not self._index.speaks_of(name, work):
                 logit -= self.TOOLS_PENALTY
             agents[name] = general.score + logit
+            claims[name] = logit
             lean = max(lean, logit)
         one_shot_sim = max((sim.get(a, 0.0) for a in self._one_shot), default=0.0)
         routes["one_shot"] += self.SIM_WEIGHT * one_shot_sim + self.ROUTE_BONUS * min(lean, 1.0)
         for route, names in self._by_route.items():
             routes[route] += self.SIM_WEIGHT * max(sim.get(n, 0.0) for n in names)  # type: ignore[index]
-        return _Assessment(routes, agents, sim, actions)
+        return _Assessment(routes, agents, claims, frozenset(n for n in self.specialists if evidence[n] > 0), sim, actions)
 
     @staticmethod
     def _work_terms(text: str, words: list[str]) -> set[str]:

@@ -216,7 +216,7 @@ def _handoff(target: str, agents: Mapping[str, AgentManifest]) -> Handoff:
     first = re.split(r"\. | - |; |: ", plain, maxsplit=1)[0].rstrip(".")
     if len(first) > HANDOFF_CHARS:
         first = first[: first.rfind(" ", 0, HANDOFF_CHARS)].rstrip(",;") + "..."
-    return Handoff(target=target, description=f"{target}: {first}.".replace("....", "..."))
+    return Handoff(target=target, description=f"{first}.".replace("....", "..."))
 
 
 def build_team(

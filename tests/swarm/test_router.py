@@ -94,3 +94,22 @@ def test_accuracy_on_dev(router: OfflineRouter) -> None:
 def test_accuracy_on_holdout(router: OfflineRouter) -> None:
     accuracy, wrong = _accuracy(router, HOLDOUT)
     assert accuracy >= 0.8, "\n".join(wrong)
+
+
+@pytest.mark.parametrize(
+    "task",
+    ["", "Write a Python script that prints the 50 largest files under /tmp.", "Explain how a hash map handles collisions.",
+     "Brainstorm ideas for a school science fair project.", "Do it again.",
+     "Fetch the exchange rates, store them in a database, chart the weekly trend and then write a summary."],
+)
+def test_candidates_start_with_the_decision_and_are_deterministic(router: OfflineRouter, task: str) -> None:
+    found = router.candidates(task, 4)
+    assert found[0] == router.decide(task).target
+    assert len(found) == len(set(found)) == 4 and set(found) <= set(router.targets)
+    assert router.candidates(task, 4) == found == OfflineRouter(load_agents()).candidates(task, 4)
+    assert router.candidates(task, 2) == found[:2] and router.candidates(task, 0) == []
+
+
+def test_every_routable_agent_and_route_agent_is_a_target(router: OfflineRouter) -> None:
+    assert set(router.targets) == {"engineer", "researcher", "planner", "idea_maker", "assistant"}
+    assert router.one_shot_agents == ("engineer", "researcher")
