@@ -17,11 +17,11 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.tools import Tool
 from phases.registry import PHASES
 
-from .arguments import LazyArguments, arguments_model, arguments_schema, published_arguments
+from .arguments import LazyArguments, UngroupOptions, arguments_model, arguments_schema, grouped, published_arguments, ungroup
 from .edge import ArgumentCheck, tool_edge
 from .interaction import Call
 from .notify import PrincipalBus
-from .phases import phase_tool
+from .phases import option_keys, phase_tool
 from .render import summary
 from .resources import register_resources
 from .tasks import SessionTool, TaskLayer, TasksExtension
@@ -68,21 +68,31 @@ def build_server(settings: Any = None, *, models: Any = None, service: SwarmServ
     if service.notifier.bus is None:
         service.notifier.bus = bus
     check = ArgumentCheck()
+    options = UngroupOptions()
     tools: list[Tool] = []
     output_schema = published_schema(SessionResult.model_json_schema())
 
-    def tool(name: str, title: str, *, read_only: bool = False, destructive: bool = False) -> Callable[[Callable[..., Awaitable[Any]]], Any]:
-        """Register a tool: its argument schema, its strict argument model (built at its first call), the shared
-        SessionResult output schema, and the error edge."""
+    def tool(name: str, title: str, *, read_only: bool = False, destructive: bool = False,
+             knobs: tuple[str, ...] = ()) -> Callable[[Callable[..., Awaitable[Any]]], Any]:
+        """Register a tool: its argument schema (``knobs`` published in one ``options`` argument, accepted there or at
+        top level), its strict argument model (built at its first call), the shared SessionResult output schema, and the
+        error edge."""
         def register(fn: Callable[..., Awaitable[Any]]) -> Any:
             schema = arguments_schema(name, fn)
+            published = grouped(schema, knobs) if knobs else schema
             build = functools.partial(check.model, name)
-            check.add(name, functools.partial(arguments_model, name, fn), schema)
+            # the check takes every argument at top level (the knobs too: ``options`` is ungrouped before it) and names
+            # ``options`` among the arguments it lists
+            check.add(name, functools.partial(arguments_model, name, fn),
+                      {"properties": {**published["properties"], **schema["properties"]}} if knobs else schema)
+            if knobs:
+                options.add(name, knobs)
             tools.append(Tool(
-                fn=tool_edge(fn), name=name, title=title, description=inspect.cleandoc(fn.__doc__ or ""), parameters=published_arguments(schema),
+                fn=tool_edge(fn), name=name, title=title, description=inspect.cleandoc(fn.__doc__ or ""), parameters=published_arguments(published),
                 # output_model=None: results are built from SessionResult models, valid by construction, so the
                 # SDK publishes the schema without validating every result against it again
-                fn_metadata=LazyArguments.of(build, output_schema), is_async=True, context_kwarg="ctx",
+                fn_metadata=LazyArguments.of(build, output_schema, functools.partial(ungroup, name, keys=knobs) if knobs else None),
+                is_async=True, context_kwarg="ctx",
                 annotations=types.ToolAnnotations(title=title, read_only_hint=read_only, destructive_hint=destructive,
                                                   idempotent_hint=read_only, open_world_hint=False),
             ))
@@ -109,16 +119,14 @@ def build_server(settings: Any = None, *, models: Any = None, service: SwarmServ
     @tool("copilot", "Run the swarm on a task")
     async def copilot(ctx: Context, task: Task, max_rounds: MaxRounds = None, wait_seconds: WaitSeconds = DEFAULT_WAIT_SECONDS,
                       session_id: OptSessionId = None, profile: Profile = None, budget: Limits = None) -> ToolOut:
-        """Run the multi-agent swarm on a task, round by round, until an answer, a question for you (waiting_input)
-        or max_rounds (paused; default 20, or the profile's)."""
+        """Run the multi-agent swarm on a task, as a session of agent turns."""
         return await session_call(ctx, wait_seconds, lambda call: service.copilot(call, task, max_rounds, wait_seconds, session_id,
                                                                                   profile=profile, budget=budget))
 
     @tool("continue_copilot", "Continue a session")
     async def continue_copilot(ctx: Context, session_id: SessionId, message: Message = None, max_rounds: OptMaxRounds = None,
                                wait_seconds: WaitSeconds = DEFAULT_WAIT_SECONDS, budget: Limits = None) -> ToolOut:
-        """Resume a paused, waiting or failed session where it stopped, optionally with a message (or raised budget);
-        on a running session, wait for it again (a message is queued for its next turn)."""
+        """Resume a paused, waiting or failed session, optionally with a message; on a running one, wait again."""
         return await session_call(ctx, wait_seconds, lambda call: service.continue_(call, session_id, message, max_rounds, wait_seconds,
                                                                                     budget=budget))
 
@@ -143,7 +151,7 @@ def build_server(settings: Any = None, *, models: Any = None, service: SwarmServ
     # ---- phases ---------------------------------------------------------------------------------
 
     for phase in PHASES.values():  # every registered phase, as invoke_<name>_phase
-        tool(phase.tool_name, phase.title or phase.name)(phase_tool(service, session_call, phase))
+        tool(phase.tool_name, phase.title or phase.name, knobs=option_keys(phase))(phase_tool(service, session_call, phase))
 
     # ---- MCP tasks: the session-running tools may run as tasks (server/tasks.py) ------------------------
 
@@ -158,6 +166,7 @@ def build_server(settings: Any = None, *, models: Any = None, service: SwarmServ
     mcp.swarm = service  # type: ignore[attr-defined]
     mcp.tasks = tasks  # type: ignore[attr-defined]
     tasks.mcp = mcp
+    mcp.middleware.append(options)  # outside the check: the knobs in ``options`` reach it at top level
     mcp.middleware.append(check)
     mcp.middleware.append(tasks.middleware)  # inside the argument check: a task starts only from valid arguments
     tasks.watchers.guard_listen(mcp._lowlevel_server)  # (before the subscription rules wrap it: they check its URIs first)

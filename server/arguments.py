@@ -10,17 +10,21 @@ call. tests/server/test_arguments.py checks both against pydantic.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
+import json
 import inspect
 import re
 import types
 import typing
+from collections.abc import Collection, Mapping
 from typing import Any, Callable, Literal
 
 import annotated_types as at
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
-from pydantic import BaseModel, ConfigDict, PrivateAttr, create_model
+from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, create_model
+from pydantic_core import PydanticCustomError
 from pydantic.fields import FieldInfo
 
 
@@ -79,12 +83,14 @@ def arguments_schema(name: str, fn: Callable[..., Any]) -> dict[str, Any]:
 
 def published_arguments(schema: dict[str, Any]) -> dict[str, Any]:
     """The arguments schema a tool publishes in tools/list: every argument with its type, bounds, default and
-    description, and no more - no titles, no length limits on strings (free text: a caller never gets near them, and
-    the call is checked against the full schema anyway), no ``minimum``/``maximum`` (or ``minItems``/``maxItems``)
-    when the description already says the range ("1-10"), an enum without its redundant ``type``, an optional argument
-    as its type (not ``anyOf`` with null: it may be left out), a nested object as an object (its description says its
-    shape; the full check runs on the call). ``required`` and ``additionalProperties: false`` stay. A client pays for
-    every token of every tool's schema in every conversation, so the published schema is kept small."""
+    description, and no more - no titles, no length limits or patterns on strings (the call is checked against the
+    full schema anyway), no ``minimum``/``maximum`` (or ``minItems``/``maxItems``) when the description already says
+    the range ("1-10"), an enum without its redundant ``type``, an optional argument as its type (not ``anyOf`` with
+    null: it may be left out) and without ``default: null``, a nested object as an object (its description says its
+    shape; the full check runs on the call). ``required`` stays; ``additionalProperties: false`` does not: the server
+    refuses an unknown argument itself, naming the ones it takes, and a tool that groups arguments in ``options``
+    still accepts them at top level. A client pays for every token of every tool's schema in every conversation,
+    so the published schema is kept small."""
     props: dict[str, Any] = {}
     for name, prop in schema["properties"].items():
         prop = {k: v for k, v in prop.items() if k != "title"}
@@ -92,8 +98,8 @@ def published_arguments(schema: dict[str, Any]) -> dict[str, Any]:
         if branches:
             (typed,) = [b for b in branches if b.get("type") != "null"]
             prop = {**typed, **prop}
-            if prop.get("default", ...) is None:
-                del prop["default"]
+        if prop.get("default", ...) is None:
+            del prop["default"]
         if prop.get("type") == "object" or "properties" in prop:
             prop = {"type": "object", **({"description": prop["description"]} if "description" in prop else {})}
         elif prop.get("type") == "array" and isinstance(prop.get("items"), dict) and "properties" in prop["items"]:
@@ -103,10 +109,95 @@ def published_arguments(schema: dict[str, Any]) -> dict[str, Any]:
                 prop = {k: v for k, v in prop.items() if k not in (low, high)}
         if "enum" in prop:  # the values say the type
             prop = {k: v for k, v in prop.items() if k != "type"}
-        elif prop.get("type") == "string":  # free text: its length limits are left to the call's check
-            prop = {k: v for k, v in prop.items() if k not in ("minLength", "maxLength")}
+        elif prop.get("type") == "string":  # free text or a checked word: its limits are left to the call's check
+            prop = {k: v for k, v in prop.items() if k not in ("minLength", "maxLength", "pattern")}
         props[name] = prop
-    return {k: (props if k == "properties" else v) for k, v in schema.items() if k != "title"}
+    return {k: (props if k == "properties" else v) for k, v in schema.items() if k not in ("title", "additionalProperties")}
+
+
+# ---- options: secondary arguments in one object argument ---------------------------------------------------
+
+OPTIONS = "options"
+"""The object argument a tool publishes its secondary arguments in (a phase's knobs: max_plan_steps, ...)."""
+
+
+class ArgumentsError(ValueError):
+    """The call's arguments are wrong; the message says which and what is allowed."""
+
+
+def grouped(schema: dict[str, Any], keys: Collection[str]) -> dict[str, Any]:
+    """The schema with the arguments ``keys`` moved into one optional object argument, ``options``, where the first of
+    them was: its description lists each key with its range and default ("max_plan_steps 1-10 (3), ..."), its
+    properties keep their full schemas. A call may give them in ``options`` or, as before, at top level (ungroup)."""
+    props: dict[str, Any] = {}
+    inner: dict[str, Any] = {}
+    for name, prop in schema["properties"].items():
+        if name in keys:
+            inner[name] = prop
+            props.setdefault(OPTIONS, None)  # its place
+        else:
+            props[name] = prop
+    if OPTIONS in schema["properties"] or set(keys) - set(inner):
+        raise TypeError(f"{schema.get('title')}: cannot group {sorted(keys)} in {OPTIONS!r} (a missing key, or an argument named {OPTIONS!r})")
+    props[OPTIONS] = {"type": "object", "properties": inner, "description": describe_options(inner), "title": OPTIONS.title()}
+    return {**schema, "properties": props}
+
+
+def describe_options(props: Mapping[str, Any]) -> str:
+    """Each option with its range and default: "max_plan_steps 1-10 (3), improve_task (false)"."""
+    parts = []
+    for name, prop in props.items():
+        bounds = f" {prop['minimum']}-{prop['maximum']}" if "minimum" in prop and "maximum" in prop else ""
+        parts.append(f"{name}{bounds} ({json.dumps(prop.get('default'))})")
+    return ", ".join(parts)
+
+
+def ungroup(tool: str, arguments: Mapping[str, Any], keys: Collection[str]) -> dict[str, Any]:
+    """The arguments with the keys given in ``options`` at top level, where the tool's strict model checks them.
+    Raises ArgumentsError for ``options`` that is no object, a key in it the tool has no option for, and a key given
+    both in ``options`` and at top level."""
+    options = arguments.get(OPTIONS)
+    flat = {k: v for k, v in arguments.items() if k != OPTIONS}
+    if options is None:
+        return flat
+    allowed = ", ".join(keys)
+    if not isinstance(options, Mapping):
+        raise ArgumentsError(f"Invalid arguments for {tool}: argument {OPTIONS!r} must be an object of {allowed}, got {type(options).__name__}.")
+    unknown = [k for k in options if k not in keys]
+    if unknown:
+        raise ArgumentsError(f"Invalid arguments for {tool}: unknown option{'s' if len(unknown) > 1 else ''} "
+                             f"{', '.join(repr(k) for k in unknown)} in {OPTIONS!r} (the options are: {allowed}).")
+    twice = [k for k in options if k in flat]
+    if twice:
+        raise ArgumentsError(f"Invalid arguments for {tool}: {', '.join(repr(k) for k in twice)} given both at top level and in "
+                             f"{OPTIONS!r}; give {'it' if len(twice) == 1 else 'each'} once.")
+    return {**flat, **options}
+
+
+class UngroupOptions:
+    """Server middleware, outside the argument check: a tools/call of a tool that groups arguments in ``options`` gets
+    them at top level (the strict check then names a bad one); a bad ``options`` is an ``isError`` result."""
+
+    def __init__(self) -> None:
+        self.tools: dict[str, tuple[str, ...]] = {}
+
+    def add(self, tool: str, keys: Collection[str]) -> None:
+        self.tools[tool] = tuple(keys)
+
+    async def __call__(self, ctx: Any, call_next: Any) -> Any:
+        if ctx.method == "tools/call" and isinstance(ctx.params, Mapping):
+            name = ctx.params.get("name")
+            keys = self.tools.get(name) if isinstance(name, str) else None
+            arguments = ctx.params.get("arguments")
+            if keys is not None and isinstance(arguments, Mapping) and OPTIONS in arguments:
+                try:
+                    flat = ungroup(name, arguments, keys)
+                except ArgumentsError as exc:
+                    from .edge import error_result
+
+                    return error_result(str(exc), "invalid_arguments")
+                ctx = dataclasses.replace(ctx, params={**ctx.params, "arguments": flat})
+        return await call_next(ctx)
 
 
 def _unpack(annotation: Any) -> tuple[Any, list[FieldInfo]]:
@@ -185,17 +276,28 @@ def _inline(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 class LazyArguments(FuncMetadata):
-    """FuncMetadata whose strict argument model is built when the tool is first called."""
+    """FuncMetadata whose strict argument model is built when the tool is first called; a tool's ``options`` are
+    ungrouped here too (a call that skips the server's middleware, e.g. ``MCPServer.call_tool``)."""
 
     _build: Callable[[], type[ArgModelBase]] = PrivateAttr()
+    _ungroup: Callable[[dict[str, Any]], dict[str, Any]] | None = PrivateAttr(default=None)
 
     @classmethod
-    def of(cls, build: Callable[[], type[ArgModelBase]], output_schema: dict[str, Any] | None) -> "LazyArguments":
+    def of(cls, build: Callable[[], type[ArgModelBase]], output_schema: dict[str, Any] | None,
+           ungroup: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> "LazyArguments":
         meta = cls(arg_model=StrictArguments, output_schema=output_schema, output_model=None)
         meta._build = build
+        meta._ungroup = ungroup
         return meta
 
     def validate_arguments(self, arguments_to_validate: dict[str, Any]) -> dict[str, Any]:
         if self.arg_model is StrictArguments:
             self.arg_model = self._build()
+        if self._ungroup is not None and OPTIONS in arguments_to_validate:
+            try:
+                arguments_to_validate = self._ungroup(arguments_to_validate)
+            except ArgumentsError as exc:  # reported like any argument the model refuses
+                error = PydanticCustomError("options", "{message}", {"message": str(exc)})
+                raise ValidationError.from_exception_data(self.arg_model.__name__, [
+                    {"type": error, "loc": (OPTIONS,), "input": arguments_to_validate.get(OPTIONS)}]) from None
         return super().validate_arguments(arguments_to_validate)

@@ -19,9 +19,22 @@ from pydantic_core import PydanticUndefined
 
 from .schemas import DEFAULT_WAIT_SECONDS, PhaseSessionId, SessionId, WaitSeconds
 
+SECONDARY = frozenset({"max_plan_steps", "n_plan_reviews", "max_n_attempts", "max_iterations", "n_ideas", "n_reviews", "max_questions",
+                       "improve_task", "review_code", "judge_plots"})
+"""A phase's knobs: its tool publishes them in one ``options`` object argument (server/arguments.py ``grouped``), and
+accepts them there or at top level. What the phase is about (task, plan, step, agent, approval_mode, message...) stays
+at top level."""
+
+
+def option_keys(phase: Any) -> tuple[str, ...]:
+    """The phase's parameters its tool groups in ``options``, in the order the phase declares them."""
+    return tuple(name for name in phase.params.model_fields if name in SECONDARY)
+
+
 def phase_tool(service: Any, session_call: Callable[..., Awaitable[Any]], phase: Any) -> Callable[..., Awaitable[Any]]:
     """The MCP tool of ``phase`` (a phases.registry.Phase): its arguments are the phase's parameters, each with its
-    type, constraints and description, plus ``session_id`` (optional or required, as the phase says) and ``wait_seconds``."""
+    type, constraints and description, plus ``session_id`` (optional or required, as the phase says) and ``wait_seconds``.
+    (Its published schema groups the knobs, option_keys, in ``options``; they reach this function at top level.)"""
 
     async def invoke(ctx: Any, **args: Any) -> Any:
         wait = args.pop("wait_seconds", DEFAULT_WAIT_SECONDS)

@@ -42,7 +42,7 @@ async def test_all_tools_are_listed_with_descriptions_and_schemas(settings: Any,
     for tool in tools.values():
         assert tool.description and len(tool.description) > 40, tool.name
         assert tool.output_schema is not None and "session_id" in tool.output_schema["properties"], tool.name
-        assert tool.input_schema.get("additionalProperties") is False, tool.name
+        assert "additionalProperties" not in tool.input_schema, tool.name  # left out; the server refuses unknown arguments
         for name, prop in tool.input_schema["properties"].items():
             assert prop.get("description"), f"{tool.name}.{name} has no description"
     assert set(tools["copilot"].input_schema["required"]) == {"task"}
