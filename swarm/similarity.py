@@ -30,7 +30,7 @@ def stem(word: str) -> str:
         if word.endswith(suffix):
             word = word[: -len(suffix)] + repl
             break
-    for suffix, repl in (("ation", "ate"), ("ing", ""), ("ed", ""), ("ly", ""), ("ion", ""), ("or", ""), ("er", "")):
+    for suffix, repl in (("ation", "ate"), ("ator", "ate"), ("ing", ""), ("ed", ""), ("ly", ""), ("ion", ""), ("er", "")):
         if word.endswith(suffix) and len(word) - len(suffix) >= (5 if suffix == "er" else 3):
             word = word[: -len(suffix)] + repl
             break
