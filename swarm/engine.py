@@ -47,7 +47,7 @@ class Engine:
         self.models = models
         self.tools = tools if tools is not None else default_registry()
         check_tools(self.agents, self.tools.names())
-        self.profiles: dict[str, Profile] = {name: check_profile(p, set(self.agents)) for name, p in load_profiles(settings.profile_dirs).items()}
+        self.profiles: dict[str, Profile] = load_profiles(settings.profile_dirs)
         """The session profiles by name (swarm/profiles.py): built in, and from SWARM_MCP_PROFILE_DIRS."""
         self.kinds: dict[str, SessionWork] = {CopilotWork.name: CopilotWork(), **self.tools.works}
         """The kinds of work sessions do (swarm/work.py): the swarm's copilot legs, and what the tools bring (phase runs)."""
@@ -96,7 +96,7 @@ class Engine:
         """
         chosen: Profile | None = None
         if kind == "copilot" or profile is not None:
-            chosen = profile if isinstance(profile, Profile) else pick(self.profiles, profile)
+            chosen = check_profile(profile if isinstance(profile, Profile) else pick(self.profiles, profile), set(self.agents))
             if budget is not None:
                 if budget.cost_usd is not None and not self.runner.prices.by_model:
                     raise UserInputError("a cost budget needs a price table: set SWARM_MCP_PRICES to a YAML or JSON file of "

@@ -125,11 +125,13 @@ def load_profiles(extra_dirs: tuple[Path, ...] | list[Path] = ()) -> dict[str, P
 
 
 def check_profile(profile: Profile, agents: set[str] | frozenset[str]) -> Profile:
-    """``profile`` if every agent it names exists; else a ManifestError naming the unknown ones."""
+    """``profile`` if every agent it names exists (checked when a session takes it: an engine serving other agents may
+    load profiles it never uses); else a UserInputError naming the unknown ones."""
     if profile.agents != "all":
         unknown = sorted(set(profile.agents) - set(agents))
         if unknown:
-            raise ManifestError(f"profile {profile.name}", "agents", f"expected known agent names, got unknown {unknown}")
+            raise UserInputError(f"profile {profile.name!r} names agents this server does not have: {unknown}; "
+                                 f"its agents are {sorted(agents)}")
     return profile
 
 

@@ -66,3 +66,17 @@ def test_a_bad_price_table_says_what_is_wrong(tmp_path: Path) -> None:
     bad.write_text("gpt: {prompt: cheap}\n")
     with pytest.raises(ConfigError, match="SWARM_MCP_PRICES"):
         Prices.load(bad)
+
+
+async def test_profiles_naming_missing_agents_are_refused_when_taken_not_at_start(settings: Any) -> None:
+    from swarm.manifest import load_agents
+
+    agents = {k: v for k, v in load_agents().items() if k not in ("executor",)}
+    agents["engineer"] = agents["engineer"].model_copy(update={"handoffs": ["controller"]})
+    async with Engine(settings, agents=agents, tools=phase_tool_registry(), models=ScriptedModels(Script([]))) as engine:
+        record = await engine.create("fine", profile="default")
+        assert record.profile is not None and record.profile.name == "default"
+        with pytest.raises(UserInputError, match="names agents this server does not have: \\['executor'\\]"):
+            await engine.create("quick", profile="quick")
+        with pytest.raises(UserInputError, match="unknown profile 'nope'"):
+            await engine.create("x", profile="nope")
