@@ -79,3 +79,27 @@ async def test_over_http_a_rejected_run_does_not_happen_and_an_approved_one_does
     assert f"{principal} rejected running this code: not today" in json.dumps(result["content"])
     [yes] = resolved(approved)
     assert (yes["agent"], yes["content"]["decision"], yes["content"]["channel"]) == (principal, "approve", "continue_copilot")
+
+
+async def test_as_an_mcp_task_the_code_approval_is_the_tasks_input_required(tmp_path: Path) -> None:
+    import anyio
+
+    from tests.e2e.test_mcp_tasks import Modern
+
+    async with http_server(tmp_path, code_script("proof.txt written"), SWARM_MCP_REMOTE_CODE="1") as server:
+        client = Modern(server.url)
+        with anyio.fail_after(60):
+            handle = await client.request("tools/call", {"name": "copilot", "arguments": {"task": "Write proof.txt", "profile": "full"}})
+            waiting = await client.poll(handle["taskId"], until=("input_required", "completed", "failed", "cancelled"))
+            assert waiting["status"] == "input_required", waiting
+            [(key, request)] = waiting["inputRequests"].items()
+            assert "open('proof.txt', 'w')" in request["params"]["message"]
+            await client.request("tasks/update", {"taskId": handle["taskId"], "inputResponses": {
+                key: {"action": "accept", "content": {"decision": "approve"}}}})
+            done = await client.poll(handle["taskId"])
+            assert done["status"] == "completed" and done["result"]["structuredContent"]["result"] == "proof.txt written", done
+            sid = done["result"]["structuredContent"]["session_id"]
+            transcript = await client.request("resources/read", {"uri": f"swarm://sessions/{sid}/transcript"})
+    assert (tmp_path / "home" / "sessions" / sid / "proof.txt").read_text() == "ran"
+    [answer] = resolved(json.loads(transcript["contents"][0]["text"])["events"])
+    assert (answer["agent"], answer["content"]["decision"], answer["content"]["channel"]) == ("local", "approve", "tasks")
