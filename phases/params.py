@@ -99,8 +99,8 @@ class HitlCheckpointParams(BaseModel):
     """Parameters of a standalone approval gate."""
 
     model_config = ConfigDict(extra="forbid")
-    checkpoint_type: str = Field("review", pattern=r"^[a-z][a-z0-9_]{0,31}$", description="Gate kind, e.g. review.")
-    message: str = Field(min_length=1, max_length=4000, description="What the human is asked.")
+    checkpoint_type: str = Field("review", pattern=r"^[a-z][a-z0-9_]{0,31}$", description="Gate kind.")
+    message: str = Field(min_length=1, max_length=4000, description="The question.")
     options: list[str] = Field(default_factory=lambda: ["approve", "reject"], min_length=1, max_length=10,
                                description="Allowed decisions (1-10 words); reject/abort fail it.")
 

@@ -146,7 +146,7 @@ for _phase in [
           guide="Run a session's plan with you approving steps: approve, revise, retry, skip or abort."),
     Phase("hitl_checkpoint", "A standalone approval gate: the session waits until a human picks one of the options.",
           p.HitlCheckpointParams, "phases.hitl:run_checkpoint", interactive=True, title="Approval checkpoint",
-          guide="An approval gate: the session waits until you pick one of the options."),
+          guide="An approval gate: the session waits until you pick an option."),
     Phase("copilot", "One routed pass: simple tasks go to one agent (one_shot), complex ones to planning then control, requests for ideas to idea_generation, vague ones to a clarifying question.",
           p.CopilotParams, "phases.copilot:run", interactive=True, title="One routed pass", runs_code=True,
           guide="One routed pass: one agent, plan then execute, ideas, or a clarifying question."),

@@ -26,9 +26,14 @@ accepts them there or at top level. What the phase is about (task, plan, step, a
 at top level."""
 
 
+OVERRIDES = frozenset({"plan", "step"})
+"""Parameters that only override what a required session already holds (its plan, all its steps): knobs there."""
+
+
 def option_keys(phase: Any) -> tuple[str, ...]:
     """The phase's parameters its tool groups in ``options``, in the order the phase declares them."""
-    return tuple(name for name in phase.params.model_fields if name in SECONDARY)
+    knobs = SECONDARY | OVERRIDES if phase.session == "required" else SECONDARY
+    return tuple(name for name in phase.params.model_fields if name in knobs)
 
 
 def phase_tool(service: Any, session_call: Callable[..., Awaitable[Any]], phase: Any) -> Callable[..., Awaitable[Any]]:
