@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from itertools import islice
+from operator import indexOf, is_
 from typing import Any, Awaitable, Callable, Mapping, Sequence
 
 from autogen_core import CancellationToken
@@ -43,7 +45,6 @@ class CallJournal:
         """Usage of the model calls made (or replayed) since the last take_usage()."""
         self.tool_events: dict[str, list[Event]] = {}
         """Transcript events tools emitted (phase_start, ...), by tool call id, until the round records them."""
-        self._digests: dict[int, tuple[Any, bytes]] = {}
         self._headers: dict[tuple[Any, ...], tuple[bytes, str]] = {}
         """The JSON of a request header (tools offered, tool choice, output), hashed and as the audit starts: see _request."""
 
@@ -60,18 +61,13 @@ class CallJournal:
         return usage
 
     def message_digest(self, message: Any) -> bytes:
-        """The digest of a message's JSON, computed once per message object (every request repeats the history)."""
-        return self.messages_digests((message,))
+        """The digest of a message: the SHA-256 of its JSON."""
+        return hashlib.sha256(message.model_dump_json().encode()).digest()
 
-    def messages_digests(self, messages: Sequence[Any]) -> bytes:
-        """The digests of ``messages`` (see message_digest), concatenated."""
-        cache, digests = self._digests, []
-        for message in messages:
-            hit = cache.get(id(message))
-            if hit is None or hit[0] is not message:
-                hit = cache[id(message)] = (message, hashlib.sha256(message.model_dump_json().encode()).digest())  # holding the message keeps its id from being reused
-            digests.append(hit[1])
-        return b"".join(digests)
+    def messages_digests(self, messages: Sequence[Any], seen: "SeenRequest | None" = None) -> bytes:
+        """The digests of ``messages`` concatenated (32 bytes each); ``seen``: the previous request of the same client,
+        whose digests they reuse (SeenRequest.digests)."""
+        return (seen if seen is not None else SeenRequest()).digests(messages)
 
     def header(self, tools: tuple[str, ...], tool_choice: Any, json_output: Any) -> tuple[bytes, str]:
         """A request header's sorted JSON (what the request digest starts with) and the audit text's start, made once per header."""
@@ -109,24 +105,104 @@ class CallJournal:
         return response
 
 
-_AUDIT_JSON = json.JSONEncoder(default=str)
-"""What ``json.dumps(value, default=str)`` encodes with, made once."""
+class SeenRequest:
+    """One model client's previous request: its messages, and their digests joined (32 bytes each).
+
+    Every request repeats the conversation, so a message's digest is computed once, when it first comes, and taken from
+    the previous request after that (see ``digests``); only that request is kept, so memory does not grow with the
+    session, and nothing else holds on to messages the model context has let go of.
+    """
+
+    __slots__ = ("messages", "joined", "hashed")
+
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+        self.joined = b""
+        self.hashed: tuple[Any, str] | None = None
+        """The message hashed last and its JSON (a request's newest message: what its audit text shows)."""
+
+    def digests(self, messages: Sequence[Any]) -> bytes:
+        """The digests of ``messages`` concatenated, and ``messages`` now the previous request.
+
+        The messages shared with the previous request (the conversation grown at its end, its window moved on at its
+        start) take their digests from it as two slices, with no Python work per message; the rest are looked up in
+        it by identity, else hashed.
+        """
+        reused = _reuse(messages, self.messages, self.joined) if self.messages else None
+        if reused is None:
+            joined = self._each(messages, dict(zip(map(id, self.messages), _split(self.joined))))  # ids of live objects (held here): identity
+        else:
+            joined, start = reused
+            if start < len(messages):
+                joined += self._each(messages[start:], {})
+        self.messages, self.joined = list(messages), joined
+        return joined
+
+    def json(self, message: Any) -> str:
+        """A message's JSON (its digest is the SHA-256 of it): the one just hashed, if it is that message."""
+        hashed = self.hashed
+        return hashed[1] if hashed is not None and hashed[0] is message else message.model_dump_json()
+
+    def _each(self, messages: Sequence[Any], known: dict[int, bytes]) -> bytes:
+        digests = []
+        for message in messages:
+            digest = known.get(id(message))
+            if digest is None:
+                text = message.model_dump_json()
+                digest = hashlib.sha256(text.encode()).digest()
+                self.hashed = (message, text)
+            digests.append(digest)
+        return b"".join(digests)
+
+
+def _split(joined: bytes) -> list[bytes]:
+    return [joined[i:i + 32] for i in range(0, len(joined), 32)]
+
+
+def _reuse(messages: Sequence[Any], old: list[Any], joined: bytes) -> tuple[bytes, int] | None:
+    """The digests ``messages`` share with the previous request (``old``, whose digests are ``joined``), and where the
+    messages after them start; None when the two requests do not line up that way.
+
+    A request is the system message(s), then the newest messages of the conversation that fit the context. From one
+    request to the next the conversation grows at its end and the window may move on at its start: ``messages`` is
+    ``old[:h] + old[j:] + new`` (``j == h`` when nothing was dropped). Messages match by identity (the same objects:
+    the same JSON), compared in C; digests are 32 bytes, so the shared ones are two slices of ``joined``.
+    """
+    n, m = len(messages), len(old)
+    if n >= m and all(map(is_, messages, old)):  # the previous request, grown at its end
+        return joined, m
+    h = 0
+    while h < n and h < m and messages[h] is old[h]:
+        h += 1
+    if h == n:  # a prefix of the previous request
+        return joined[: 32 * n], n
+    try:
+        j = h + 1 + indexOf(map(id, islice(old, h + 1, None)), id(messages[h]))  # where the window starts now (ids of live objects: identity)
+    except ValueError:
+        return None
+    shared = min(n - h, m - j)
+    if not all(map(is_, islice(messages, h, h + shared), islice(old, j, j + shared))):
+        return None
+    return joined[: 32 * h] + joined[32 * j: 32 * (j + shared)], h + shared
 
 
 def _request(journal: CallJournal, messages: Sequence[LLMMessage], tools: Sequence[Tool | ToolSchema], tool_choice: Any,
-             json_output: Any) -> tuple[str, str]:
+             json_output: Any, seen: SeenRequest | None = None) -> tuple[str, str]:
     """A model request's digest (over every message) and its audit text (the options and the newest message).
 
-    The digest is the SHA-256 of the header's sorted JSON followed by every message's digest; the audit text is
-    ``json.dumps({**header, "n_messages": n, "last_message": last})``, its header part made once per header.
+    The digest is the SHA-256 of the header's sorted JSON followed by every message's digest (the SHA-256 of its
+    ``model_dump_json()``); the audit text is ``json.dumps({**header, "n_messages": n})`` with ``"last_message"`` added,
+    the newest message's JSON as its digest hashed it. The header part is made once per header. ``seen``: the client's
+    previous request, whose digests this one reuses (see SeenRequest.digests).
     """
     head, audit_head = journal.header(
         tuple(t["name"] if isinstance(t, dict) else t.name for t in tools),
         tool_choice if isinstance(tool_choice, str) else getattr(tool_choice, "name", str(tool_choice)),
         json_output if json_output in (None, True, False) else getattr(json_output, "__name__", str(json_output)),
     )
-    digest = hashlib.sha256(head + journal.messages_digests(messages)).hexdigest()
-    last = _AUDIT_JSON.encode(messages[-1].model_dump(mode="json")) if messages else "null"
+    seen = seen if seen is not None else SeenRequest()
+    digest = hashlib.sha256(head + seen.digests(messages)).hexdigest()
+    last = seen.json(messages[-1]) if messages else "null"
     return digest, f"{audit_head}{len(messages)}, \"last_message\": {last}}}"
 
 
@@ -138,6 +214,7 @@ class JournaledModelClient(WrappingModelClient):
         self.journal = journal
         self.agent = agent
         self.model = model
+        self._seen = SeenRequest()
 
     async def create(
         self,
@@ -160,7 +237,7 @@ class JournaledModelClient(WrappingModelClient):
                 raise
             return result.model_dump_json()
 
-        digest, request = _request(self.journal, messages, tools, tool_choice, json_output)
+        digest, request = _request(self.journal, messages, tools, tool_choice, json_output, self._seen)
         response = await self.journal.call(agent=self.agent, kind="model", name=self.model, request=request, run=live, digest=digest)
         result = CreateResult.model_validate_json(response)
         usage, earlier = self.journal.usage, self.journal.usage.get(self.model)
