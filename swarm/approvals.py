@@ -63,8 +63,11 @@ def failed(result: Any) -> bool:
 class ApprovalGate:
     """One session's approvals while a leg plays: asks what its policy requires, applies what was answered."""
 
-    def __init__(self, policy: ApprovalPolicy, answers: MutableMapping[str, Any], is_phase: Callable[[str], bool]) -> None:
+    def __init__(self, policy: ApprovalPolicy, answers: MutableMapping[str, Any], is_phase: Callable[[str], bool],
+                 code_allowed: bool = True) -> None:
         self.policy = policy
+        self.code_allowed = code_allowed
+        """Whether the session's grants let code run at all: if not, nobody is asked about code (the tool refuses it)."""
         self.answers = answers
         """Answers by approval id (``{decision, feedback, who, channel}``), kept in the session record."""
         self.is_phase = is_phase
@@ -73,13 +76,9 @@ class ApprovalGate:
         self.refused: set[str] = set()
         """Tool call ids refused by a human: their error results are answers, not failed steps."""
 
-    def gates(self, tool: str) -> bool:
-        """Whether calls of ``tool`` need an approval under this policy."""
-        return self._what(tool) is not None
-
     def _what(self, tool: str) -> str | None:
         if tool == "execute_code" and self.policy.before_code:
-            return "code"
+            return "code" if self.code_allowed else None
         if self.policy.before_phase and self.is_phase(tool):
             return "phase"
         return None
@@ -123,6 +122,9 @@ class ApprovalGate:
 
     def check_tool(self, tool: str, call_id: str | None) -> None:
         """Before a gated tool runs: raise ToolRefused unless its call was approved (calls the gate did not ask about pass)."""
+        if tool == "execute_code" and not self.code_allowed:  # the session's grants refuse it: a refusal, not a failed step
+            self.refused.add(call_id or "")
+            return
         asked = self.by_call.get(call_id or "")
         if asked is None:
             if self._what(tool) is not None:  # gated but never asked (no call id): refuse rather than run unapproved

@@ -185,7 +185,8 @@ class SessionRunner:
         entry = record.meta.get("entry", ROUTER_AGENT)
         profile = record.profile
         policy = profile.approvals if profile is not None else None
-        gate = ApprovalGate(policy, record.meta.setdefault("approvals", {}), self.tools.is_phase) if policy is not None and policy.any else None
+        gate = (ApprovalGate(policy, record.meta.setdefault("approvals", {}), self.tools.is_phase,
+                             code_allowed=record.grants is not None and record.grants.code) if policy is not None and policy.any else None)
         meter = BudgetMeter(profile.budget if profile is not None else Budget(), self.prices, record.usage, record.seconds_used)
         by_agent = AgentUsage()
 
@@ -196,7 +197,7 @@ class SessionRunner:
         def tools_for(m: AgentManifest) -> list[BaseTool[Any, Any]]:
             names = [n for n in m.tools if profile is None or profile.phase_tools or not self.tools.is_phase(n)]
             tools: list[BaseTool[Any, Any]] = [JournaledTool(t, journal, m.name, ctx.outbox) for t in self.tools.build(names, ctx, m.name)]
-            return [ApprovedTool(t, gate) if gate is not None and gate.gates(t.name) else t for t in tools]
+            return [ApprovedTool(t, gate) for t in tools] if gate is not None else tools
         committed, round_no = record.total_rounds, start.rounds
         cancelled: SessionCancelled | None = None
         try:

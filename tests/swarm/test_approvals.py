@@ -145,3 +145,15 @@ async def test_the_quick_profile_offers_core_agents_and_no_phase_tools(settings:
             assert {t.removeprefix("transfer_to_") for t in router_tools} <= {"engineer", "researcher", "assistant", "executor"}, router_tools
         else:
             assert "invoke_planning_phase" in router_tools, router_tools
+
+
+async def test_code_a_session_may_not_run_is_refused_without_asking_anyone(settings: Any) -> None:
+    from swarm.grants import Grants
+
+    script = Script(code_session([{"agent": "engineer", "text": "Could not run it."}]))
+    async with Engine(settings, tools=phase_tool_registry(), models=ScriptedModels(script)) as engine:
+        record = await engine.create("Write out.txt", profile="full", grants=Grants.for_origin("remote", remote_code=False))
+        record = await engine.go_on(record.id)
+        assert record.status == "completed" and record.pending is None  # nobody asked to approve what may not run
+        assert not (Path(record.meta["work_dir"]) / "out.txt").exists()
+        assert "code execution is turned off for remote" in script.calls[-1]["last"]
