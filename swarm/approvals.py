@@ -21,14 +21,13 @@ import hashlib
 import json
 from typing import Any, Callable, Mapping, MutableMapping, Sequence
 
-from autogen_core import CancellationToken
 from autogen_core.models import CreateResult, FunctionExecutionResultMessage, LLMMessage, UserMessage
-from autogen_core.tools import BaseTool, ToolSchema
-from pydantic import BaseModel
+from autogen_core.tools import BaseTool
 
 from .errors import SessionCancelled, SwarmError
 from .profiles import ApprovalPolicy
 from .session import PendingApproval
+from .tools import GuardedTool
 
 OPTIONS = ["approve", "reject", "revise"]
 CODE_PREVIEW = 4000
@@ -156,25 +155,6 @@ def describe_call(agent: str, what: str, tool: str, arguments: str) -> str:
     return f"{agent} wants to run {tool} with {json.dumps(args, default=str)[:CODE_PREVIEW]}"
 
 
-class ApprovedTool(BaseTool[BaseModel, BaseModel]):
-    """A tool whose calls run only once approved (``ApprovalGate.check_tool``); a refusal is what the agent reads."""
-
-    def __init__(self, inner: BaseTool[Any, Any], gate: ApprovalGate) -> None:
-        super().__init__(inner.args_type(), inner.return_type(), inner.name, inner.description)
-        self._inner = inner
-        self._gate = gate
-
-    @property
-    def schema(self) -> ToolSchema:
-        return self._inner.schema
-
-    async def run(self, args: BaseModel, cancellation_token: CancellationToken) -> Any:
-        return await self._inner.run(args, cancellation_token)
-
-    async def run_json(self, args: Mapping[str, Any], cancellation_token: CancellationToken, call_id: str | None = None) -> Any:
-        self._gate.check_tool(self.name, call_id)
-        return await self._inner.run_json(args, cancellation_token, call_id=call_id)
-
-    def return_value_as_string(self, value: Any) -> str:
-        return self._inner.return_value_as_string(value)
-
+def approved(tool: BaseTool[Any, Any], gate: ApprovalGate) -> GuardedTool:
+    """``tool`` whose calls run only once approved (``ApprovalGate.check_tool``); a refusal is what the agent reads."""
+    return GuardedTool(tool, lambda _args, call_id: gate.check_tool(tool.name, call_id))

@@ -25,7 +25,7 @@ from autogen_agentchat.messages import BaseChatMessage, HandoffMessage, TextMess
 from autogen_core.models import ChatCompletionClient
 from autogen_core.tools import BaseTool
 
-from .approvals import ApprovalGate, ApprovalNeeded, ApprovedTool
+from .approvals import ApprovalGate, ApprovalNeeded, approved
 from .budgets import BudgetMeter, BudgetReached, Prices
 from .checkpoint import compact_state
 from .config import Settings
@@ -197,7 +197,7 @@ class SessionRunner:
         def tools_for(m: AgentManifest) -> list[BaseTool[Any, Any]]:
             names = [n for n in m.tools if profile is None or profile.phase_tools or not self.tools.is_phase(n)]
             tools: list[BaseTool[Any, Any]] = [JournaledTool(t, journal, m.name, ctx.outbox) for t in self.tools.build(names, ctx, m.name)]
-            return [ApprovedTool(t, gate) for t in tools] if gate is not None else tools
+            return [approved(t, gate) for t in tools] if gate is not None else tools
         committed, round_no = record.total_rounds, start.rounds
         cancelled: SessionCancelled | None = None
         try:

@@ -72,9 +72,9 @@ class FunctionToolProvider:
 
 
 class GuardedTool(BaseTool[BaseModel, BaseModel]):
-    """A tool whose every call first passes ``check(arguments)``, which raises to refuse it (the agent sees the error)."""
+    """A tool whose every call first passes ``check(arguments, call_id)``, which raises to refuse it (the agent sees the error)."""
 
-    def __init__(self, inner: BaseTool[Any, Any], check: Callable[[dict[str, Any]], None]) -> None:
+    def __init__(self, inner: BaseTool[Any, Any], check: Callable[[dict[str, Any], str | None], None]) -> None:
         super().__init__(inner.args_type(), inner.return_type(), inner.name, inner.description)
         self._inner = inner
         self._check = check
@@ -84,11 +84,11 @@ class GuardedTool(BaseTool[BaseModel, BaseModel]):
         return self._inner.schema
 
     async def run(self, args: BaseModel, cancellation_token: CancellationToken) -> Any:
-        self._check(args.model_dump())
+        self._check(args.model_dump(), None)
         return await self._inner.run(args, cancellation_token)
 
     async def run_json(self, args: Mapping[str, Any], cancellation_token: CancellationToken, call_id: str | None = None) -> Any:
-        self._check(dict(args))
+        self._check(dict(args), call_id)
         return await self._inner.run_json(args, cancellation_token, call_id=call_id)
 
     def return_value_as_string(self, value: Any) -> str:
@@ -141,4 +141,4 @@ def default_registry() -> ToolRegistry:
 def _code_tool(ctx: SessionContext) -> BaseTool[Any, Any]:
     from .sandbox import execute_code_tool, sandbox_config
 
-    return GuardedTool(execute_code_tool(ctx.work_dir, sandbox_config(ctx.settings)), lambda _args: check_code(ctx.grants, "the engineer's code (execute_code)"))
+    return GuardedTool(execute_code_tool(ctx.work_dir, sandbox_config(ctx.settings)), lambda _args, _call: check_code(ctx.grants, "the engineer's code (execute_code)"))
