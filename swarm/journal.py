@@ -47,6 +47,10 @@ class CallJournal:
         """Transcript events tools emitted (phase_start, ...), by tool call id, until the round records them."""
         self._headers: dict[tuple[Any, ...], tuple[bytes, str]] = {}
         """The JSON of a request header (tools offered, tool choice, output), hashed and as the audit starts: see _request."""
+        self.committed = False
+        """Whether the calls being made belong to a round the session has committed: their journaled responses are
+        history and replay by position, even if today's request differs from the one recorded (a newer version's prompt,
+        tools or window); past that, a request that differs from the journal's runs live (the conversation diverged)."""
 
     @classmethod
     async def load(cls, store: Store, session_id: str) -> "CallJournal":
@@ -92,7 +96,7 @@ class CallJournal:
         seq = self.position = self.position + 1  # reserved before any await: concurrent tool calls keep their order
         digest = digest or hashlib.sha256(request.encode()).hexdigest()
         stored = self.entries.get(seq)
-        if stored is not None and stored[0] == digest:
+        if stored is not None and (stored[0] == digest or self.committed):
             self.replayed += 1
             return stored[1]
         if stored is not None:  # the conversation diverged from the journal: its tail no longer applies

@@ -212,6 +212,7 @@ class SessionRunner:
             routers = [agent for agent in team._participants if isinstance(agent, CopilotControl)]  # (found once, not per round)
             if start.state is not None:
                 await team.load_state(start.state)
+            journal.committed = round_no < committed
             for index, leg in enumerate(record.legs):
                 if index < start.legs:
                     continue  # in the checkpoint: not replayed
@@ -247,6 +248,7 @@ class SessionRunner:
                         await commit()
                     if live:
                         committed = round_no
+                    journal.committed = round_no < committed  # the next turn replays a committed round
                     turn = []
                 if cancelled is not None:
                     raise cancelled

@@ -55,3 +55,29 @@ async def test_resumed_from_a_checkpoint_the_model_is_sent_what_an_uninterrupted
     for n, (one, other) in enumerate(zip(whole.sent, parts.sent)):
         assert one[1] == other[1], f"call {n} ({one[0]}) differs"
     json.dumps(parts.sent)  # (what was recorded is plain text)
+
+
+async def test_committed_rounds_replay_from_the_journal_even_after_the_prompts_changed(settings: Any) -> None:
+    """A session journaled by an earlier version (here: another system message for copilot_control) and resumed with no
+    checkpoint to start from (a crash mid-leg, a database from before checkpoints) replays its committed rounds by
+    position: no model call of a committed round runs again."""
+    import sqlite3
+
+    from swarm.manifest import load_agents
+    from swarm.models.scripted import Script
+    from tests.fakes import ScriptedModels
+
+    first = Script([{"agent": "copilot_control", "handoff": "planner"}, {"agent": "planner", "handoff": "controller"}])
+    async with Engine(settings, tools=phase_tool_registry(), models=ScriptedModels(first)) as engine:
+        record = await engine.go_on((await engine.create("Plan it, then do it", max_rounds=2)).id)
+        assert record.status == "paused" and record.total_rounds == 2
+    with sqlite3.connect(settings.db_url.split(":///", 1)[1]) as db:  # as if the leg's checkpoint was never written
+        db.execute("DELETE FROM checkpoints WHERE session_id = ?", (record.id,))
+    agents = load_agents()
+    router = agents["copilot_control"]
+    agents["copilot_control"] = router.model_copy(update={"system_message": router.system_message + "\nA newer version's extra rule."})
+    second = Script([{"agent": "controller", "text": "done"}])
+    async with Engine(settings, agents=agents, tools=phase_tool_registry(), models=ScriptedModels(second)) as engine:
+        record = await engine.go_on(record.id, max_rounds=3)
+        assert (record.status, record.result, record.total_rounds) == ("completed", "done", 3)
+    second.assert_exhausted()  # copilot_control's and planner's calls came from the journal
