@@ -120,7 +120,7 @@ class FixtureTool(SessionTool):
         pending = state.record.pending
         contents = [r.get("content") if isinstance(r, dict) else None for r in responses.values()]
         accepted = all(isinstance(r, dict) and r.get("action") == "accept" for r in responses.values())
-        await self.service.answer(call, state.record, pending.id, "approve" if accepted else "reject", json.dumps(contents))
+        await self.service.answer(call, state.record, pending.id, "approve" if accepted else "reject", json.dumps(contents), channel="tasks")
 
 
 class NameFirst(FixtureTool):
