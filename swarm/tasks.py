@@ -140,10 +140,10 @@ class TaskStore:
 
     async def state(self, task: TaskRecord) -> TaskState:
         """What the session's transcript says of the task now."""
-        record = await self.store.get_session(task.session_id)
         query = (sa.select(events.c.body).where(events.c.session_id == task.session_id, events.c.seq > task.start_seq,
                                                 events.c.type == "status").order_by(events.c.seq))
         rows = await self.store._tx(lambda conn: conn.execute(query).all())
+        record = await self.store.get_session(task.session_id)  # read after the events: never older than they are
         waiting = False
         updated = task.created_at
         for index, (body,) in enumerate(rows):
@@ -153,6 +153,7 @@ class TaskStore:
             if "grants" in event.content:  # a caller narrowed what the session may do: not a transition
                 continue
             if status in STOPS:
-                return TaskState(task, record, "ended", event, updated, current=index == len(rows) - 1)
+                current = index == len(rows) - 1 and record.status == status and record.last_seq >= event.seq
+                return TaskState(task, record, "ended", event, updated, current=current)
             waiting = status == "waiting_input"
         return TaskState(task, record, "input_required" if waiting else "working", None, updated)

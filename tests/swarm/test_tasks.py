@@ -87,3 +87,31 @@ async def test_a_task_is_forgotten_after_its_ttl_and_tasks_are_listed_a_page_at_
             await engine.task(short.id, "ann")
         assert (await engine.task(made[0].id, "ann")).phase == "working"
         assert short.id not in [t.id for t in (await engine.tasks.page("ann"))[0]]
+
+
+async def test_a_session_that_ends_while_its_task_is_read_shows_its_result(settings: Any) -> None:
+    """The session completes (on another replica) between the reads that make up a task's state: the task must not end
+    with the record from before (status running, no result). The task's record is read after its transcript."""
+    async with Engine(settings, tools=phase_tool_registry(), models=ScriptedModels(Script([]))) as engine:
+        record = await engine.create("Do it", principal="ann")
+        await engine.store.save(record, [transition(record, Running())])
+        task = await engine.open_task(record.id, "ann", start_seq=record.last_seq, tool="copilot")
+        store, finish = engine.store, transition
+        real_tx = store._tx
+        done = []
+
+        async def tx_while_the_session_completes(op: Any, *args: Any, **kw: Any) -> Any:
+            if not done and getattr(op, "__module__", "") == "swarm.tasks":  # the transcript's read: the other replica commits the end now
+                done.append(True)
+                other = await store.get_session(record.id)
+                await store.save(other, [finish(other, Completed("the answer"))])
+            return await real_tx(op, *args, **kw)
+
+        held = await engine.tasks.get(task.id, "ann")
+        store._tx = tx_while_the_session_completes  # type: ignore[method-assign]
+        try:
+            state = await engine.tasks.state(held)
+        finally:
+            del store._tx
+        assert (state.phase, state.stop, state.current) == ("ended", "completed", True)
+        assert (state.record.status, state.record.result) == ("completed", "the answer")
