@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Coroutine, Iterator, Mapping, TypeVar
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Coroutine, Iterator, Mapping, TypeVar
 
 from .approval_manager import ApprovalManager, ApprovalRequest, ConsoleApprovals, ask, console_is_interactive
 from .results import SessionResult, session_result
@@ -280,17 +280,24 @@ class SwarmOrchestrator:
 # ---- the functions -------------------------------------------------------------------------------------------
 
 
+async def _once(config: SwarmConfig | None, api_keys: Mapping[str, str | None] | None, work_dir: str | Path | None,
+                act: Callable[[SwarmOrchestrator], Awaitable[SessionResult]]) -> SessionResult:
+    """``act`` on an orchestrator opened for this one call, closed after it."""
+    swarm = SwarmOrchestrator(config)
+    await swarm.initialize(api_keys, work_dir)
+    try:
+        return await act(swarm)
+    finally:
+        await swarm.close()
+
+
 async def acopilot(task: str, max_rounds: int | None = None, profile: str | None = None, *,
                    approval_manager: ApprovalManager | None = None, config: SwarmConfig | None = None,
                    api_keys: Mapping[str, str | None] | None = None, work_dir: str | Path | None = None,
                    budget: "Budget | None" = None) -> SessionResult:
     """Run a copilot session for ``task`` to its next stop (see ``SwarmOrchestrator.run``)."""
-    swarm = SwarmOrchestrator(config)
-    await swarm.initialize(api_keys, work_dir)
-    try:
-        return await swarm.run(task, max_rounds=max_rounds, profile=profile, approval_manager=approval_manager, budget=budget)
-    finally:
-        await swarm.close()
+    return await _once(config, api_keys, work_dir, lambda swarm: swarm.run(
+        task, max_rounds=max_rounds, profile=profile, approval_manager=approval_manager, budget=budget))
 
 
 async def acontinue_copilot(session_id: str, message: str | None = None, *, max_rounds: int | None = None,
@@ -298,24 +305,16 @@ async def acontinue_copilot(session_id: str, message: str | None = None, *, max_
                             api_keys: Mapping[str, str | None] | None = None, work_dir: str | Path | None = None,
                             budget: "Budget | None" = None) -> SessionResult:
     """Go on with a session to its next stop (see ``SwarmOrchestrator.continue_``)."""
-    swarm = SwarmOrchestrator(config)
-    await swarm.initialize(api_keys, work_dir)
-    try:
-        return await swarm.continue_(session_id, message, max_rounds=max_rounds, approval_manager=approval_manager, budget=budget)
-    finally:
-        await swarm.close()
+    return await _once(config, api_keys, work_dir, lambda swarm: swarm.continue_(
+        session_id, message, max_rounds=max_rounds, approval_manager=approval_manager, budget=budget))
 
 
 async def aresolve_approval(session_id: str, approval_id: str, decision: str, feedback: str | None = None, *,
                             approval_manager: ApprovalManager | None = None, config: SwarmConfig | None = None,
                             api_keys: Mapping[str, str | None] | None = None, work_dir: str | Path | None = None) -> SessionResult:
     """Answer a session's pending approval (or question) and go on to its next stop."""
-    swarm = SwarmOrchestrator(config)
-    await swarm.initialize(api_keys, work_dir)
-    try:
-        return await swarm.resolve_approval(session_id, approval_id, decision, feedback, approval_manager=approval_manager)
-    finally:
-        await swarm.close()
+    return await _once(config, api_keys, work_dir, lambda swarm: swarm.resolve_approval(
+        session_id, approval_id, decision, feedback, approval_manager=approval_manager))
 
 
 async def afull_swarm(task: str, approval_manager: ApprovalManager | None = None, *, max_rounds: int | None = None,
