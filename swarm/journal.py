@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from .events import Event, Usage
 from .models.base import WrappingModelClient
 from .store import Store
+from .tool_cache import schema_of, schemas_of
 
 
 class ReplayedToolError(RuntimeError):
@@ -230,6 +231,8 @@ class JournaledModelClient(WrappingModelClient):
         extra_create_args: Mapping[str, Any] = {},
         cancellation_token: CancellationToken | None = None,
     ) -> CreateResult:
+        tools = schemas_of(tools)  # computed once per kind of tool, not per call (tool_cache.py)
+
         async def live() -> str:
             kwargs: dict[str, Any] = dict(tools=tools, json_output=json_output, extra_create_args=extra_create_args, cancellation_token=cancellation_token)
             if tool_choice != "auto":
@@ -265,7 +268,7 @@ class JournaledTool(BaseTool[BaseModel, BaseModel]):
 
     @property
     def schema(self) -> ToolSchema:
-        return self._inner.schema
+        return schema_of(self._inner)
 
     async def run(self, args: BaseModel, cancellation_token: CancellationToken) -> Any:
         return await self._inner.run(args, cancellation_token)

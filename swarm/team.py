@@ -23,6 +23,7 @@ from autogen_core.tools import BaseTool
 
 from .manifest import AgentManifest
 from .router import OfflineRouter, RouteDecision
+from .tool_cache import SharedHandoff
 
 ROUTER_AGENT = "copilot_control"
 CONTEXT_TOKENS = 6000
@@ -211,12 +212,12 @@ def _handoff(target: str, agents: Mapping[str, AgentManifest]) -> Handoff:
     """A hand-off whose tool says what the target does (the first sentence of its description, kept short)."""
     manifest = agents.get(target)
     if manifest is None:
-        return Handoff(target=target)
+        return SharedHandoff(target=target)
     plain = re.sub(r"\s*\([^)]*\)", "", manifest.description)  # no parentheticals
     first = re.split(r"\. | - |; |: ", plain, maxsplit=1)[0].rstrip(".")
     if len(first) > HANDOFF_CHARS:
         first = first[: first.rfind(" ", 0, HANDOFF_CHARS)].rstrip(",;") + "..."
-    return Handoff(target=target, description=f"{first}.".replace("....", "..."))
+    return SharedHandoff(target=target, description=f"{first}.".replace("....", "..."))
 
 
 def build_team(
@@ -245,7 +246,7 @@ def build_team(
             description=manifest.description,
             system_message=manifest.system_message,
             tools=tools_for(manifest) or None,
-            handoffs=[_handoff(t, agents) if name == ROUTER_AGENT else t for t in targets[name]],
+            handoffs=[_handoff(t, agents) if name == ROUTER_AGENT else SharedHandoff(target=t) for t in targets[name]],
             model_context=BoundedContext(context_tokens),
             reflect_on_tool_use=bool(manifest.tools),
             max_tool_iterations=3 if manifest.tools else 1,

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from .errors import ManifestError
 from .grants import Grants, check_code
+from .tool_cache import schema_of
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -81,7 +82,7 @@ class GuardedTool(BaseTool[BaseModel, BaseModel]):
 
     @property
     def schema(self) -> ToolSchema:
-        return self._inner.schema
+        return schema_of(self._inner)
 
     async def run(self, args: BaseModel, cancellation_token: CancellationToken) -> Any:
         self._check(args.model_dump(), None)
