@@ -31,6 +31,8 @@ class ModelFactory:
         self._script = script
         self._clients: dict[tuple[str, str], ChatCompletionClient] = {}
         self._local: ChatCompletionClient | None = None
+        self._http: dict[str, Any] = {}
+        """One HTTP client per provider SDK, shared by all of that provider's model clients (providers.shared_http_client)."""
 
     # --- specs ---------------------------------------------------------------------------------
 
@@ -96,11 +98,13 @@ class ModelFactory:
         if kind == "openai":
             from .providers import openai_client
 
-            return RetryingModelClient(openai_client(model, env=self.env), self.retry_policy(), "openai", model=model)
+            client = openai_client(model, env=self.env, http_client=self._http_client("openai"))
+            return RetryingModelClient(client, self.retry_policy(), "openai", model=model)
         if kind == "anthropic":
             from .providers import anthropic_client
 
-            return RetryingModelClient(anthropic_client(model, env=self.env), self.retry_policy(), "anthropic", model=model)
+            client = anthropic_client(model, env=self.env, http_client=self._http_client("anthropic"))
+            return RetryingModelClient(client, self.retry_policy(), "anthropic", model=model)
         raise ConfigError(f"invalid model {spec!r}: expected auto, local, sampling, openai:<model> or anthropic:<model>")  # pragma: no cover
 
     def _load_script(self) -> Script:
@@ -116,6 +120,13 @@ class ModelFactory:
                 raise ConfigError(f"SWARM_MCP_SCRIPT={path!r} is not a JSON list of script entries: {exc}") from None
         return self._script
 
+    def _http_client(self, kind: str) -> Any:
+        if kind not in self._http:
+            from .providers import shared_http_client
+
+            self._http[kind] = shared_http_client(kind)
+        return self._http[kind]
+
     async def aclose(self) -> None:
         """Close every client this factory built."""
         seen: set[int] = set()
@@ -123,7 +134,10 @@ class ModelFactory:
             if id(client) not in seen:
                 seen.add(id(client))
                 await client.close()
+        for http in self._http.values():
+            await http.aclose()  # (closed already by the first client that closed: closing again does nothing)
         self._clients.clear()
+        self._http.clear()
         self._local = None
 
     # --- status --------------------------------------------------------------------------------

@@ -97,8 +97,11 @@ def openai_client(
     timeout: float = 60,
     env: Mapping[str, str] | None = None,
     model_info: ModelInfo | None = None,
+    http_client: Any = None,
 ) -> ChatCompletionClient:
-    """An autogen OpenAIChatCompletionClient for ``model`` at OPENAI_BASE_URL (any OpenAI-compatible server)."""
+    """An autogen OpenAIChatCompletionClient for ``model`` at OPENAI_BASE_URL (any OpenAI-compatible server).
+    ``http_client``: an ``openai.DefaultAsyncHttpxClient`` to send through (shared by several clients: one
+    connection pool and one TLS context instead of one each; see ``shared_http_client``)."""
     if not model:
         raise ConfigError("the OpenAI model name is empty: use openai:<model>, e.g. openai:gpt-4o-mini")
     key = api_key or _env(env).get("OPENAI_API_KEY")
@@ -112,6 +115,8 @@ def openai_client(
     from autogen_ext.models.openai import OpenAIChatCompletionClient
 
     kwargs: dict[str, Any] = dict(model=model, api_key=key, base_url=url, timeout=float(timeout), max_retries=0)
+    if http_client is not None:
+        kwargs["http_client"] = http_client
     if model_info is not None:
         return plain_requests(OpenAIChatCompletionClient(**kwargs, model_info=model_info))
     try:
@@ -144,8 +149,10 @@ def anthropic_client(
     base_url: str | None = None,
     env: Mapping[str, str] | None = None,
     model_info: ModelInfo | None = None,
+    http_client: Any = None,
 ) -> ChatCompletionClient:
-    """An autogen AnthropicChatCompletionClient for ``model`` (ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL)."""
+    """An autogen AnthropicChatCompletionClient for ``model`` (ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL); ``http_client``:
+    an ``anthropic.DefaultAsyncHttpxClient`` shared by several clients (``shared_http_client``)."""
     if not model:
         raise ConfigError("the Anthropic model name is empty: use anthropic:<model>, e.g. anthropic:claude-3-5-haiku-latest")
     key = api_key or _env(env).get("ANTHROPIC_API_KEY")
@@ -157,7 +164,9 @@ def anthropic_client(
     url = anthropic_base_url(base_url, env)
     from autogen_ext.models.anthropic import AnthropicChatCompletionClient
 
+    extra: dict[str, Any] = {"http_client": http_client} if http_client is not None else {}
     return AnthropicChatCompletionClient(
+        **extra,
         model=model,
         api_key=key,
         base_url=url,
@@ -165,3 +174,16 @@ def anthropic_client(
         max_retries=0,
         model_info=model_info or anthropic_model_info(model),
     )
+
+
+def shared_http_client(kind: str) -> Any:
+    """A new HTTP client for ``kind``'s SDK ("openai" or "anthropic") with the SDK's own defaults (connection limits,
+    redirects), for every model client of that provider to share: building one costs ~20 ms (its TLS context loads
+    the CA store), and a process would otherwise build one per agent."""
+    if kind == "openai":
+        from openai import DefaultAsyncHttpxClient
+
+        return DefaultAsyncHttpxClient()
+    from anthropic import DefaultAsyncHttpxClient as AnthropicHttpClient
+
+    return AnthropicHttpClient()
