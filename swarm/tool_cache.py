@@ -10,6 +10,7 @@ name, description and signature, so one process computes each once.
 from __future__ import annotations
 
 from typing import Any, Sequence
+from weakref import WeakKeyDictionary
 
 from autogen_agentchat.base import Handoff
 from autogen_core.tools import BaseTool, Tool, ToolSchema
@@ -18,6 +19,8 @@ LIMIT = 2048
 """Schemas kept at most (tools differ by name, description and signature; a process has a few dozen)."""
 
 _schemas: dict[tuple[Any, ...], ToolSchema] = {}
+_by_tool: "WeakKeyDictionary[Any, ToolSchema]" = WeakKeyDictionary()
+"""The schema of a tool object already seen (shared hand-off tools are read on every call): no key to compute."""
 _handoff_tools: dict[tuple[str, str, str, str], BaseTool[Any, Any]] = {}
 
 
@@ -36,6 +39,10 @@ def schema_of(tool: Tool | ToolSchema) -> ToolSchema:
     The result is a fresh top-level dict over shared nested values: read it, do not change it in place."""
     if isinstance(tool, dict):
         return tool
+    try:
+        return ToolSchema(**_by_tool[tool])  # type: ignore[typeddict-item]
+    except (KeyError, TypeError):
+        pass
     key = _key(tool)
     if key is None:
         return tool.schema
@@ -44,6 +51,10 @@ def schema_of(tool: Tool | ToolSchema) -> ToolSchema:
         if len(_schemas) >= LIMIT:
             _schemas.clear()
         found = _schemas[key] = tool.schema
+    try:
+        _by_tool[tool] = found
+    except TypeError:  # (not weakly referable)
+        pass
     return ToolSchema(**found)  # type: ignore[typeddict-item]
 
 
