@@ -24,6 +24,7 @@ from autogen_core.tools import BaseTool
 from .manifest import AgentManifest
 from .router import OfflineRouter, RouteDecision
 from .tool_cache import SharedHandoff
+from .tracing import skip_untraced
 
 ROUTER_AGENT = "copilot_control"
 CONTEXT_TOKENS = 6000
@@ -255,7 +256,9 @@ def build_team(
             participants.append(CopilotControl(router=router, capable=router_capable, **kwargs))
         else:
             participants.append(AssistantAgent(**kwargs))
-    return Swarm(participants, termination_condition=control)
+    team = Swarm(participants, termination_condition=control)
+    skip_untraced(team)  # autogen's per-message spans, when no tracer provider collects them (tracing.py)
+    return team
 
 
 class Outcome:
