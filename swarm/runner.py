@@ -27,7 +27,7 @@ from autogen_core.tools import BaseTool
 
 from .approvals import ApprovalGate, ApprovalNeeded, approved
 from .budgets import BudgetMeter, BudgetReached, Prices
-from .checkpoint import compact_state
+from .checkpoint import load_team, save_team
 from .config import Settings
 from .errors import ConfigError, ProviderError, SessionCancelled, SessionInterrupted, SwarmError, UserInputError
 from .events import Event, Usage, events_from_message
@@ -211,7 +211,7 @@ class SessionRunner:
             )
             routers = [agent for agent in team._participants if isinstance(agent, CopilotControl)]  # (found once, not per round)
             if start.state is not None:
-                await team.load_state(start.state)
+                await load_team(team, start.state)
             journal.committed = round_no < committed
             for index, leg in enumerate(record.legs):
                 if index < start.legs:
@@ -253,7 +253,7 @@ class SessionRunner:
                 if cancelled is not None:
                     raise cancelled
             await self.store.checkpoint_put(session_id, legs=len(record.legs), position=journal.position, rounds=round_no,
-                                            body=json.dumps(compact_state(dict(await team.save_state()), self.settings.context_tokens), default=str))
+                                            body=json.dumps(await save_team(team, self.settings.context_tokens), default=str))
             record.seconds_used = meter.seconds()
             await self._finish(record, control, on_update)
         except asyncio.CancelledError:
