@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from .events import Event, Usage
 from .models.base import WrappingModelClient
 from .store import Store
+from .tools import tool_schema
 
 
 class ReplayedToolError(RuntimeError):
@@ -265,7 +266,7 @@ class JournaledTool(BaseTool[BaseModel, BaseModel]):
 
     @property
     def schema(self) -> ToolSchema:
-        return self._inner.schema
+        return tool_schema(self._inner)
 
     async def run(self, args: BaseModel, cancellation_token: CancellationToken) -> Any:
         return await self._inner.run(args, cancellation_token)

@@ -7,6 +7,8 @@ router decides alone and no model call is made for routing.
 
 from __future__ import annotations
 
+import copy
+import functools
 import re
 
 from typing import Any, AsyncGenerator, Callable, Collection, Mapping, Sequence
@@ -19,7 +21,8 @@ from autogen_core import CancellationToken
 from autogen_core.model_context import ChatCompletionContext, ChatCompletionContextState
 from autogen_core.models import ChatCompletionClient, FunctionExecutionResultMessage
 
-from autogen_core.tools import BaseTool
+from autogen_core.tools import BaseTool, FunctionTool, ToolSchema
+from pydantic import BaseModel
 
 from .manifest import AgentManifest
 from .router import OfflineRouter, RouteDecision
@@ -228,16 +231,43 @@ def members_from(agents: Mapping[str, AgentManifest], entry: str, handoffs: Mapp
     return order
 
 
+class SharedHandoff(Handoff):
+    """A hand-off whose tool is made once per process and shared: autogen's makes a new tool (and a pydantic model of
+    its arguments) every time it is asked, for every agent of every team built, and its schema for every model call."""
+
+    @property
+    def handoff_tool(self) -> BaseTool[BaseModel, BaseModel]:
+        return _handoff_tool(self.name, self.description, self.message)
+
+
+class _HandoffTool(FunctionTool):
+    def __init__(self, name: str, description: str, message: str) -> None:
+        def handoff() -> str:
+            return message
+
+        super().__init__(handoff, name=name, description=description, strict=True)
+        self._schema = BaseTool.schema.fget(self)  # type: ignore[attr-defined]
+
+    @property
+    def schema(self) -> ToolSchema:
+        return copy.deepcopy(self._schema)  # (the caller's to change)
+
+
+@functools.lru_cache(maxsize=4096)
+def _handoff_tool(name: str, description: str, message: str) -> BaseTool[BaseModel, BaseModel]:
+    return _HandoffTool(name, description, message)
+
+
 def _handoff(target: str, agents: Mapping[str, AgentManifest]) -> Handoff:
     """A hand-off whose tool says what the target does (the first sentence of its description, kept short)."""
     manifest = agents.get(target)
     if manifest is None:
-        return Handoff(target=target)
+        return SharedHandoff(target=target)
     plain = re.sub(r"\s*\([^)]*\)", "", manifest.description)  # no parentheticals
     first = re.split(r"\. | - |; |: ", plain, maxsplit=1)[0].rstrip(".")
     if len(first) > HANDOFF_CHARS:
         first = first[: first.rfind(" ", 0, HANDOFF_CHARS)].rstrip(",;") + "..."
-    return Handoff(target=target, description=f"{first}.".replace("....", "..."))
+    return SharedHandoff(target=target, description=f"{first}.".replace("....", "..."))
 
 
 def build_team(
@@ -266,7 +296,7 @@ def build_team(
             description=manifest.description,
             system_message=manifest.system_message,
             tools=tools_for(manifest) or None,
-            handoffs=[_handoff(t, agents) if name == ROUTER_AGENT else t for t in targets[name]],
+            handoffs=[_handoff(t, agents) if name == ROUTER_AGENT else SharedHandoff(target=t) for t in targets[name]],
             model_context=BoundedContext(context_tokens),
             reflect_on_tool_use=bool(manifest.tools),
             max_tool_iterations=3 if manifest.tools else 1,

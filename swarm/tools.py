@@ -7,9 +7,11 @@ knows nothing about what a provider does; it only asks it for a tool bound to a 
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
+from weakref import WeakKeyDictionary
 
 from autogen_core import CancellationToken
 from autogen_core.tools import BaseTool, ToolSchema
@@ -71,6 +73,21 @@ class FunctionToolProvider:
         return self.factory(ctx)
 
 
+_SCHEMAS: WeakKeyDictionary[type[BaseModel], dict[tuple[str, str, bool], ToolSchema]] = WeakKeyDictionary()
+
+
+def tool_schema(tool: BaseTool[Any, Any]) -> ToolSchema:
+    """``tool.schema``, made once per process when it is autogen's (a function of the tool's argument model, name,
+    description and strictness): autogen makes it again for every model call, 0.3-1.3 ms for a phase tool."""
+    if type(tool).schema is not BaseTool.schema:
+        return tool.schema
+    made = _SCHEMAS.setdefault(tool.args_type(), {})
+    key = (tool.name, tool.description, bool(getattr(tool, "_strict", False)))
+    if key not in made:
+        made[key] = tool.schema
+    return copy.deepcopy(made[key])  # (the caller's to change)
+
+
 class GuardedTool(BaseTool[BaseModel, BaseModel]):
     """A tool whose every call first passes ``check(arguments, call_id)``, which raises to refuse it (the agent sees the error)."""
 
@@ -81,7 +98,7 @@ class GuardedTool(BaseTool[BaseModel, BaseModel]):
 
     @property
     def schema(self) -> ToolSchema:
-        return self._inner.schema
+        return tool_schema(self._inner)
 
     async def run(self, args: BaseModel, cancellation_token: CancellationToken) -> Any:
         self._check(args.model_dump(), None)
