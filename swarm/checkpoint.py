@@ -11,9 +11,11 @@ the time to load it. Neither needs all of it:
 So loading a checkpoint costs the same after 10 rounds as after 10,000.
 
 Every agent of a swarm receives every message, so the dozen buffers hold mostly the same messages. The checkpoint
-(``FORMAT`` 2) keeps each of them once, in ``messages``, and each agent's ``buffer`` lists the indexes of its own:
-loading validates a message once however many agents hold it, and the rebuilt buffers share it, as the live buffers
-do. A checkpoint without ``format`` (written before; each buffer its own copies) loads through autogen's load_state.
+(``FORMAT`` 2) keeps each of them once, in ``messages``, and each agent's ``message_buffer`` lists the indexes of its
+own: loading validates a message once however many agents hold it, and the rebuilt buffers share it, as the live
+buffers do. A checkpoint without ``format`` (written before; each buffer its own copies) loads through autogen's
+load_state; a version from before that reads a checkpoint of this format fails on the indexes (a failed leg, resumed
+by a newer replica), rather than going on with empty buffers.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ if TYPE_CHECKING:
     from autogen_agentchat.teams import Swarm
 
 FORMAT = 2
-"""The stored shape of a checkpoint's body: 2 = chat messages kept once, buffers by index (none: autogen's TeamState)."""
+"""The stored shape of a checkpoint's body: 2 = chat messages kept once, buffers as indexes (none: autogen's TeamState)."""
 THREAD_TAIL = 8
 MARGIN = 1.5
 """How much more than a full window the buffers keep."""
@@ -55,7 +57,7 @@ async def save_team(team: Swarm, context_tokens: int) -> dict[str, Any]:
                 at = index[id(message)] = len(messages)
                 messages.append(message.dump())
             refs.append(at)
-        agents[name] = {**CONTAINER_STATE, "agent_state": dict(await container._agent.save_state()), "buffer": refs}
+        agents[name] = {**CONTAINER_STATE, "agent_state": dict(await container._agent.save_state()), "message_buffer": refs}
     manager = dict(await team._runtime.agent_save_state(_manager_id(team)))
     if isinstance(manager.get("message_thread"), list):
         manager["message_thread"] = _thread_tail(manager["message_thread"])
@@ -79,7 +81,7 @@ async def load_team(team: Swarm, state: Mapping[str, Any]) -> None:
         saved = agents.get(name)
         if saved is None:
             raise ValueError(f"Agent state for {name} not found in the saved state.")
-        container._message_buffer = [built[i] for i in saved["buffer"]]
+        container._message_buffer = [built[i] for i in saved["message_buffer"]]
         await container._agent.load_state(saved["agent_state"])
     if team._group_chat_manager_name not in agents:
         raise ValueError(f"Agent state for {team._group_chat_manager_name} not found in the saved state.")

@@ -120,8 +120,8 @@ async def test_a_resume_builds_each_buffered_message_once(settings: Any, monkeyp
 
     async def count_the_resume(engine: Engine, session_id: str) -> None:
         state = json.loads((await engine.store.checkpoint_get(session_id))[3])
-        buffers = [a["message_buffer"] for a in state["agent_states"].values() if "message_buffer" in a]  # (the earlier shape)
-        sizes.append(len(state.get("messages", ()) or {m["id"] for buffer in buffers for m in buffer}))
+        buffers = [a["message_buffer"] for a in state["agent_states"].values() if "message_buffer" in a]
+        sizes.append(len(state["messages"]) if "messages" in state else len({m["id"] for buffer in buffers for m in buffer}))  # (or the earlier shape)
         monkeypatch.setattr(MessageFactory, "create", counting)
 
     sizes: list[int] = []
@@ -132,7 +132,11 @@ async def test_a_resume_builds_each_buffered_message_once(settings: Any, monkeyp
 
 async def test_a_checkpoint_of_the_earlier_shape_still_loads(settings: Any) -> None:
     """A checkpoint written before messages were kept once (autogen's own team state: each buffer its own copies) loads
-    and goes on exactly as an uninterrupted run."""
+    and goes on exactly as an uninterrupted run. (And a version from before, reading one of today's, fails on its
+    buffers' indexes rather than going on with empty buffers.)"""
+    from autogen_agentchat.state import ChatAgentContainerState
+    from pydantic import ValidationError
+
     settings = with_window(settings, 600)
 
     async def as_before(engine: Engine, session_id: str) -> None:
@@ -141,8 +145,11 @@ async def test_a_checkpoint_of_the_earlier_shape_still_loads(settings: Any) -> N
         messages = state.pop("messages")
         assert state.pop("format") == 2
         for agent in state["agent_states"].values():
-            if "buffer" in agent:
-                agent["message_buffer"] = [messages[i] for i in agent.pop("buffer")]
+            if agent.get("type") == "ChatAgentContainerState":
+                if agent["message_buffer"]:
+                    with pytest.raises(ValidationError):
+                        ChatAgentContainerState.model_validate(agent)  # what autogen's load_state reads a container with
+                agent["message_buffer"] = [messages[i] for i in agent["message_buffer"]]
         await engine.store.checkpoint_put(session_id, legs=legs, position=position, rounds=rounds, body=json.dumps(state))
 
     whole, _ = await play(settings, [50])
