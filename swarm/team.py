@@ -43,8 +43,9 @@ class BoundedContext(ChatCompletionContext):
     (no rescan of the history per call).
 
     Its saved state is exactly the window (what the model would be sent next, and all a later window can show of the
-    past), so a context loaded from it goes on exactly as this one would. A loaded state is validated when the context
-    is first used: an agent that does not speak in a leg never pays for its history, and saves it back as it came."""
+    past) and the messages' estimated sizes, so a context loaded from it goes on exactly as this one would. A loaded
+    state is validated when the context is first used: an agent that does not speak in a leg never pays for its
+    history, and saves it back as it came."""
 
     def __init__(self, max_tokens: int = CONTEXT_TOKENS, initial_messages: list[Any] | None = None) -> None:
         super().__init__(initial_messages)
@@ -52,18 +53,19 @@ class BoundedContext(ChatCompletionContext):
         self._saved: Mapping[str, Any] | None = None
         self._reset()
 
-    def _reset(self) -> None:
+    def _reset(self, sizes: list[int] | None = None) -> None:
         self._sizes: list[int] = []
         self._start, self._in_window = 0, 0
-        for message in self._messages:
-            self._admit(message_tokens(message))
+        for size in sizes if sizes is not None else map(message_tokens, self._messages):
+            self._admit(size)
 
     def _restore(self) -> None:
-        """Build the messages of a loaded state (once, on first use)."""
+        """Build the messages of a loaded state (once, on first use), with the sizes it saved (estimated as it ran)."""
         if self._saved is not None:
             saved, self._saved = self._saved, None
             self._messages = ChatCompletionContextState.model_validate(saved).messages
-            self._reset()
+            sizes = saved.get("sizes")
+            self._reset(sizes if isinstance(sizes, list) and len(sizes) == len(self._messages) else None)
 
     def _admit(self, size: int) -> None:
         """Account for a message just appended: the window ends at it and starts where the budget allows."""
@@ -97,7 +99,7 @@ class BoundedContext(ChatCompletionContext):
     async def save_state(self) -> Mapping[str, Any]:
         if self._saved is not None:
             return dict(self._saved)
-        return ChatCompletionContextState(messages=self._messages[self._start:]).model_dump()
+        return {**ChatCompletionContextState(messages=self._messages[self._start:]).model_dump(), "sizes": self._sizes[self._start:]}
 
     async def load_state(self, state: Mapping[str, Any]) -> None:
         self._saved = state
