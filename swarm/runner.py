@@ -13,7 +13,6 @@ failure, a client that went away and a kill -9 are all resumed the same way.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import uuid
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from autogen_core.tools import BaseTool
 
 from .approvals import ApprovalGate, ApprovalNeeded, approved
 from .budgets import BudgetMeter, BudgetReached, Prices
-from .checkpoint import compact_state
+from .checkpoint import decode, encode, load_team, save_team
 from .config import Settings
 from .errors import ConfigError, ProviderError, SessionCancelled, SessionInterrupted, SwarmError, UserInputError
 from .events import Event, Usage, events_from_message
@@ -211,7 +210,7 @@ class SessionRunner:
             )
             routers = [agent for agent in team._participants if isinstance(agent, CopilotControl)]  # (found once, not per round)
             if start.state is not None:
-                await team.load_state(start.state)
+                await load_team(team, start.state)
             journal.committed = round_no < committed
             for index, leg in enumerate(record.legs):
                 if index < start.legs:
@@ -253,7 +252,7 @@ class SessionRunner:
                 if cancelled is not None:
                     raise cancelled
             await self.store.checkpoint_put(session_id, legs=len(record.legs), position=journal.position, rounds=round_no,
-                                            body=json.dumps(compact_state(dict(await team.save_state()), self.settings.context_tokens), default=str))
+                                            body=encode(await save_team(team, self.settings.context_tokens)))
             record.seconds_used = meter.seconds()
             await self._finish(record, control, on_update)
         except asyncio.CancelledError:
@@ -303,7 +302,7 @@ class SessionRunner:
         if found is None or found[0] != len(record.legs) - 1:  # none, or not of exactly the legs before this one
             return Checkpoint()
         legs, position, rounds, body = found
-        return Checkpoint(legs, position, rounds, json.loads(body))
+        return Checkpoint(legs, position, rounds, decode(body))
 
     def _check(self, record: SessionRecord, message: str | None, max_rounds: int | None) -> None:
         sid = record.id

@@ -25,9 +25,10 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Callable, Literal
+from typing import TYPE_CHECKING, Callable, Literal
 
-from autogen_core.tools import FunctionTool
+from autogen_core import CancellationToken
+from autogen_core.tools import BaseTool
 from pydantic import BaseModel, ConfigDict, Field
 
 from . import isolation
@@ -307,19 +308,32 @@ def format_result(result: ExecutionResult, tail_chars: int = _TAIL_CHARS) -> str
     return "\n".join(lines)
 
 
-def execute_code_tool(work_dir: Path, config: SandboxConfig | None = None) -> FunctionTool:
-    """The ``execute_code`` tool for an autogen agent, running snippets in ``work_dir``."""
-    config = config or SandboxConfig()
+class ExecuteCodeArgs(BaseModel):
+    code: str = Field(description="The complete program to run (not a fragment).")
+    language: str = Field("python", description="'python' (default) or 'bash'.")
 
-    async def execute_code(
-        code: Annotated[str, "The complete program to run (not a fragment)."],
-        language: Annotated[str, "'python' (default) or 'bash'."] = "python",
-    ) -> str:
-        lang = language.strip().lower()
+
+class ExecuteCodeTool(BaseTool[ExecuteCodeArgs, BaseModel]):
+    """The ``execute_code`` tool for an autogen agent, running snippets in ``work_dir``. (Its argument model is made
+    once: a FunctionTool makes one for every session's tool.)"""
+
+    def __init__(self, work_dir: Path, config: SandboxConfig | None = None) -> None:
+        self.work_dir = work_dir
+        self.config = config = config or SandboxConfig()
+        description = (
+            "Run a complete Python or bash program in a sandbox and get its exit code, stdout and stderr. "
+            "The working directory is the session work dir (files written there persist between calls). "
+            f"Limits: {config.timeout_seconds:g}s wall clock, output capped at {config.max_output_bytes} bytes per stream"
+            f"{'' if config.allow_network else ', network access normally blocked'}. Print what you need to see."
+        )
+        super().__init__(ExecuteCodeArgs, str, "execute_code", description)  # type: ignore[arg-type]
+
+    async def run(self, args: ExecuteCodeArgs, cancellation_token: CancellationToken) -> str:  # type: ignore[override]
+        lang = args.language.strip().lower()
         if lang not in _SUFFIXES:
-            return f"error: unsupported language {language!r}. Only 'python' and 'bash' are supported; nothing was run."
+            return f"error: unsupported language {args.language!r}. Only 'python' and 'bash' are supported; nothing was run."
         try:
-            result = await run_code(code, lang, work_dir, config)  # type: ignore[arg-type]
+            result = await run_code(args.code, lang, self.work_dir, self.config)  # type: ignore[arg-type]
         except (UserInputError, ConfigError) as exc:
             return f"error: {exc}"
         except Exception as exc:  # e.g. the interpreter or bwrap could not be started
@@ -327,10 +341,7 @@ def execute_code_tool(work_dir: Path, config: SandboxConfig | None = None) -> Fu
             return f"error: the code could not be started ({type(exc).__name__}: {exc}); nothing was run."
         return format_result(result)
 
-    description = (
-        "Run a complete Python or bash program in a sandbox and get its exit code, stdout and stderr. "
-        "The working directory is the session work dir (files written there persist between calls). "
-        f"Limits: {config.timeout_seconds:g}s wall clock, output capped at {config.max_output_bytes} bytes per stream"
-        f"{'' if config.allow_network else ', network access normally blocked'}. Print what you need to see."
-    )
-    return FunctionTool(execute_code, description=description, name="execute_code")
+
+def execute_code_tool(work_dir: Path, config: SandboxConfig | None = None) -> ExecuteCodeTool:
+    """The ``execute_code`` tool for an autogen agent, running snippets in ``work_dir``."""
+    return ExecuteCodeTool(work_dir, config)

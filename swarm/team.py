@@ -16,7 +16,7 @@ from autogen_agentchat.base import Handoff, Response, TerminatedException, Termi
 from autogen_agentchat.messages import BaseAgentEvent, BaseChatMessage, HandoffMessage, StopMessage, TextMessage, ToolCallSummaryMessage
 from autogen_agentchat.teams import Swarm
 from autogen_core import CancellationToken
-from autogen_core.model_context import ChatCompletionContext
+from autogen_core.model_context import ChatCompletionContext, ChatCompletionContextState
 from autogen_core.models import ChatCompletionClient, FunctionExecutionResultMessage
 
 from autogen_core.tools import BaseTool
@@ -38,19 +38,33 @@ HANDOFF_CHARS = 72
 class BoundedContext(ChatCompletionContext):
     """A model context bounded in tokens, not messages: the model sees the newest messages that fit in ``max_tokens``
     (estimated at 4 characters a token; the newest is always sent), so a few long messages (code, tool output) cannot
-    blow the model's window and many short ones are not cut early. What it keeps is trimmed too, so saved state stays
-    small. The window's start moves forward as messages come (no rescan of the history per call)."""
+    blow the model's window and many short ones are not cut early. The window's start moves forward as messages come
+    (no rescan of the history per call).
+
+    Its saved state is exactly the window (what the model would be sent next, and all a later window can show of the
+    past) and the messages' estimated sizes, so a context loaded from it goes on exactly as this one would. A loaded
+    state is validated when the context is first used: an agent that does not speak in a leg never pays for its
+    history, and saves it back as it came."""
 
     def __init__(self, max_tokens: int = CONTEXT_TOKENS, initial_messages: list[Any] | None = None) -> None:
         super().__init__(initial_messages)
         self.max_tokens = max_tokens
+        self._saved: Mapping[str, Any] | None = None
         self._reset()
 
-    def _reset(self) -> None:
+    def _reset(self, sizes: list[int] | None = None) -> None:
         self._sizes: list[int] = []
         self._start, self._in_window = 0, 0
-        for message in self._messages:
-            self._admit(_tokens(message))
+        for size in sizes if sizes is not None else map(message_tokens, self._messages):
+            self._admit(size)
+
+    def _restore(self) -> None:
+        """Build the messages of a loaded state (once, on first use), with the sizes it saved (estimated as it ran)."""
+        if self._saved is not None:
+            saved, self._saved = self._saved, None
+            self._messages = ChatCompletionContextState.model_validate(saved).messages
+            sizes = saved.get("sizes")
+            self._reset(sizes if isinstance(sizes, list) and len(sizes) == len(self._messages) else None)
 
     def _admit(self, size: int) -> None:
         """Account for a message just appended: the window ends at it and starts where the budget allows."""
@@ -61,29 +75,38 @@ class BoundedContext(ChatCompletionContext):
             self._start += 1
 
     async def add_message(self, message: Any) -> None:
+        self._restore()
         await super().add_message(message)
-        self._admit(_tokens(message))
+        self._admit(message_tokens(message))
         if self._start > len(self._messages) // 2 and self._start > 64:  # drop what no window will show again
             del self._messages[: self._start]
             del self._sizes[: self._start]
             self._start = 0
 
     async def get_messages(self) -> list[Any]:
+        self._restore()
         messages = self._messages[self._start:]
         while len(messages) > 1 and isinstance(messages[0], FunctionExecutionResultMessage):  # never a tool result without its call
             messages = messages[1:]
         return messages
 
     async def clear(self) -> None:
+        self._saved = None
         await super().clear()
         self._reset()
 
-    async def load_state(self, state: Any) -> None:
-        await super().load_state(state)
+    async def save_state(self) -> Mapping[str, Any]:
+        if self._saved is not None:
+            return dict(self._saved)
+        return {**ChatCompletionContextState(messages=self._messages[self._start:]).model_dump(), "sizes": self._sizes[self._start:]}
+
+    async def load_state(self, state: Mapping[str, Any]) -> None:
+        self._saved = state
+        self._messages = []
         self._reset()
 
 
-def _tokens(message: Any) -> int:
+def message_tokens(message: Any) -> int:
     """A message's size in tokens, estimated (4 characters a token, plus a few for its framing)."""
     content = getattr(message, "content", "")
     if isinstance(content, str):

@@ -43,6 +43,28 @@ async def test_a_tool_result_is_never_sent_without_the_call_it_answers() -> None
     assert not isinstance(seen[0], FunctionExecutionResultMessage), seen
 
 
+async def test_a_context_saves_its_window_and_a_loaded_one_goes_on_as_the_original() -> None:
+    """The saved state is the window, whatever the mix of sizes; loaded, it is built on first use (an agent that does
+    not speak saves it back untouched), and the window then moves exactly as the original's does."""
+    from autogen_core import FunctionCall
+
+    context = BoundedContext(max_tokens=500)
+    for i in range(90):  # tool calls and results: sizes the model context counts from their text parts
+        await context.add_message(user(60 + i % 7, str(i % 10)))
+        await context.add_message(AssistantMessage(content=[FunctionCall(id=f"c{i}", name="transfer_to_x", arguments="{}")], source="a"))
+        await context.add_message(FunctionExecutionResultMessage(content=[FunctionExecutionResult(content="moved " * 8, call_id=f"c{i}", name="transfer_to_x")]))
+    state = await context.save_state()
+    assert len(state["messages"]) == len(context._messages) - context._start  # the window, no more and no less
+
+    loaded = BoundedContext(max_tokens=500)
+    await loaded.load_state(state)
+    assert loaded._messages == [] and await loaded.save_state() == state  # not built until used; saved back as it came
+    for ctx in (context, loaded):
+        await ctx.add_message(user(300, "n"))
+    assert await loaded.get_messages() == await context.get_messages()
+    assert await loaded.save_state() == await context.save_state()
+
+
 def test_the_budget_is_a_setting() -> None:
     assert Settings.from_env({"SWARM_MCP_HOME": "/tmp/x"}).context_tokens == 6000
     assert Settings.from_env({"SWARM_MCP_HOME": "/tmp/x", "SWARM_MCP_CONTEXT_TOKENS": "20000"}).context_tokens == 20000

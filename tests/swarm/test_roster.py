@@ -124,6 +124,27 @@ def test_hand_offs_come_from_the_roster_at_build_time() -> None:
     assert {h.target for h in built_in[ROUTER_AGENT]._handoffs.values()} == {"engineer", "researcher", "planner", "idea_maker", "assistant"}
 
 
+def test_a_team_built_again_makes_no_new_hand_off_tool_and_no_new_schema() -> None:
+    """Every continue builds the team again: its hand-off tools (and their argument models and schemas) are the ones
+    made before, and a tool's schema is autogen's, a copy the caller may change."""
+    from autogen_agentchat.base import Handoff
+
+    from swarm.sandbox import execute_code_tool
+    from swarm.tool_cache import schema_of as tool_schema
+
+    agents = load_agents()
+    first, again = team_of(agents), team_of(agents)
+    for name, agent in first.items():
+        assert [id(t) for t in agent._handoff_tools] == [id(t) for t in again[name]._handoff_tools], name
+        for tool in agent._handoff_tools:
+            assert tool.schema == Handoff(target=tool.name.removeprefix("transfer_to_"), name=tool.name, description=tool.description).handoff_tool.schema
+    tool = first["controller"]._handoff_tools[0]
+    tool.schema["description"] = "changed by a caller"
+    assert tool.schema["description"] != "changed by a caller"
+    code = execute_code_tool(Path("work"))
+    assert tool_schema(code) == code.schema and tool_schema(code) is not tool_schema(code)
+
+
 def test_agents_outside_allowed_are_neither_members_nor_targets() -> None:
     needs_shared_roster()
     agents = load_agents([ROSTER / "agents"])
