@@ -52,6 +52,9 @@ class Settings:
     prices_path: Path | None = None
     """A YAML or JSON price table (SWARM_MCP_PRICES): ``{model spec: {prompt: USD per 1M tokens, completion: ...}}``;
     with it, sessions report their cost and obey cost budgets."""
+    malloc_arenas: int = 2
+    """The most allocator arenas the process's threads share (SWARM_MCP_MALLOC_ARENAS, glibc only; 0 keeps glibc's 8 a
+    core): fewer arenas keep less freed memory after a burst of sessions (swarm/memory.py)."""
     remote_code: bool = False
     """Sessions created by remote (HTTP) callers may execute code (SWARM_MCP_REMOTE_CODE=1); decided per session when it
     is created and kept in its record (swarm/grants.py)."""
@@ -80,11 +83,14 @@ class Settings:
             concurrency = int(env.get("SWARM_MCP_CONCURRENCY", "8"))
             takeover = float(env.get("SWARM_MCP_TAKEOVER_SECONDS", "5"))
             context_tokens = int(env.get("SWARM_MCP_CONTEXT_TOKENS", "6000"))
+            arenas = int(env.get("SWARM_MCP_MALLOC_ARENAS", "2"))
         except ValueError:
-            raise ConfigError("SWARM_MCP_CONCURRENCY and SWARM_MCP_CONTEXT_TOKENS must be whole numbers (e.g. 8, 6000) and "
-                              "SWARM_MCP_TAKEOVER_SECONDS a number of seconds (e.g. 5)") from None
+            raise ConfigError("SWARM_MCP_CONCURRENCY, SWARM_MCP_CONTEXT_TOKENS and SWARM_MCP_MALLOC_ARENAS must be whole numbers "
+                              "(e.g. 8, 6000, 2) and SWARM_MCP_TAKEOVER_SECONDS a number of seconds (e.g. 5)") from None
         if context_tokens < 256:
             raise ConfigError(f"SWARM_MCP_CONTEXT_TOKENS must be at least 256 (an agent needs room for its task), got {context_tokens}")
+        if arenas < 0:
+            raise ConfigError(f"SWARM_MCP_MALLOC_ARENAS must be 0 (glibc's default) or more, got {arenas}")
         if concurrency < 1 or takeover <= 0:
             raise ConfigError("SWARM_MCP_CONCURRENCY must be at least 1 and SWARM_MCP_TAKEOVER_SECONDS above 0")
         sandbox = env.get("SWARM_MCP_SANDBOX", "auto").strip().lower() or "auto"
@@ -92,7 +98,7 @@ class Settings:
             raise ConfigError(f"SWARM_MCP_SANDBOX must be auto, bubblewrap, namespaces or none (none runs code without isolation), got {sandbox!r}")
         values: dict[str, object] = dict(home=home, db_url=db_url, model=env.get("SWARM_MCP_MODEL", "auto"), tier_models=tiers, agent_dirs=dirs,
                                          max_retries=retries, durable=durable, executor_id=env.get("SWARM_MCP_EXECUTOR_ID") or None,
-                                         concurrency=concurrency, takeover_seconds=takeover, sandbox=sandbox, context_tokens=context_tokens,
+                                         concurrency=concurrency, takeover_seconds=takeover, sandbox=sandbox, malloc_arenas=arenas, context_tokens=context_tokens,
                                          remote_code=_flag(env.get("SWARM_MCP_REMOTE_CODE")), profile_dirs=profile_dirs, prices_path=prices)
         values.update(overrides)
         settings = cls(**values)  # type: ignore[arg-type]

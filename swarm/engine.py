@@ -9,6 +9,7 @@ import asyncio
 import uuid
 from typing import Any, Literal, Mapping
 
+from . import memory
 from .config import Settings
 from .errors import ConfigError, UserInputError
 from .grants import Grants, Origin
@@ -61,8 +62,11 @@ class Engine:
         """The tasks callers hold on sessions (swarm/tasks.py)."""
         self.durable: Any = None
         """swarm.durable.DurableRuns when settings.durable: sessions run as DBOS workflows."""
+        self._trim = memory.IdleTrim(lambda: len(self.live) > 0)
+        """Hands the allocator's free memory back when the process goes idle (swarm/memory.py)."""
 
     async def __aenter__(self) -> "Engine":
+        memory.limit_arenas(self.settings.malloc_arenas)  # before DBOS starts its threads
         await self.store.open()
         if self.settings.durable:
             from .durable import DurableRuns  # imports DBOS: only engines that run durably pay for it
@@ -74,9 +78,13 @@ class Engine:
                 await self.store.close()
                 raise
             self.durable = durable
+        self.live.on_idle.append(self._trim.idle)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        if self._trim.idle in self.live.on_idle:
+            self.live.on_idle.remove(self._trim.idle)
+        self._trim.close()
         try:
             if self.durable is not None:
                 await self.durable.close()

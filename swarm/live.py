@@ -194,6 +194,8 @@ class LiveRuns:
     def __init__(self, on_update: OnUpdate | None = None) -> None:
         self._runs: dict[str, LiveRun] = {}
         self._on_update = on_update
+        self.on_idle: list[Callable[[], None]] = []
+        """Called when the last live session here is released: the process has gone idle (swarm/memory.py trims)."""
 
     def get(self, session_id: str) -> LiveRun | None:
         """The run of the last caller that followed the session here (check ``done``); None: no caller here."""
@@ -247,6 +249,9 @@ class LiveRuns:
         run = self._runs.get(session_id)
         if run is not None and not run.following and run.execution is None and run.relay is None and run.watchers == 0:
             del self._runs[session_id]
+            if not self._runs:
+                for listener in self.on_idle:
+                    listener()
 
     @contextmanager
     def execute(self, session_id: str, control: Any = None) -> Iterator[LiveRun]:

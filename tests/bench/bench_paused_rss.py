@@ -11,14 +11,15 @@ readings 0.2 s apart after a 2 s settle) is the baseline. Then ``--sessions`` se
 same way at the half and at the end. The slope between the half and the end separates memory kept per paused session
 from one-off growth.
 
-The warm-up is long (400 sessions, ~25 s) because the caches that fill as a server runs sessions are native and fill
-slowly: SQLite's prepared statements on each of DBOS's pooled connections (including the queue's ``IN (?, ...)``
-variants, one per dequeued batch size), the store connection's page cache (up to 2 MB), the allocator's free lists.
-After 30 sessions they were far from full: 1,000 sessions that *completed* grew the RSS as much as 1,000 paused ones
-(+11.7 MB against +9 to +10 MB, with DBOS's former 20 pooled connections), while the Python heap kept < 1 kB a paused
-session (tests/e2e/test_paused_memory.py guards that).
+The warm-up is short (30 sessions): what a server keeps of the sessions it ran must not depend on how many it ran
+before. The caches that fill as a server runs sessions are native and were far from full after 30 (this bench's
+default was 400 for a while): SQLite's prepared statements on each of DBOS's pooled connections (including the queue's
+``IN (?, ...)`` variants, one per dequeued batch size) and its page caches, and the allocator's free lists (glibc's
+arenas, up to 8 a core). They are bounded now (swarm/memory.py, swarm/system_db.py, swarm/store.py): 256 kB of pages a
+connection, 32 prepared statements on each of DBOS's, 2 arenas whose free pages go back to the system when the process
+goes idle.
 
-    python tests/bench/bench_paused_rss.py [--sessions 1000] [--parallel 16] [--warmup 400]
+    python tests/bench/bench_paused_rss.py [--sessions 1000] [--parallel 16] [--warmup 30]
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ async def measure(sessions: int, parallel: int, warmup: int) -> dict[str, Any]:
     return {"base": base, "mid": mid, "end": end, "half": half, "sessions": sessions, "took": took}
 
 
-def report(sessions: int = 1000, parallel: int = 16, warmup: int = 400) -> float:
+def report(sessions: int = 1000, parallel: int = 16, warmup: int = 30) -> float:
     r = asyncio.run(measure(sessions, parallel, warmup))
     delta = (r["end"] - r["base"]) / MB
     slope = (r["end"] - r["mid"]) / max(r["sessions"] - r["half"], 1) / 1024
@@ -111,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sessions", type=int, default=1000, help="paused sessions at the end (default 1000)")
     parser.add_argument("--parallel", type=int, default=16, help="copilot calls in flight while creating them (default 16)")
-    parser.add_argument("--warmup", type=int, default=400, help="sessions played to completion before the baseline (default 400)")
+    parser.add_argument("--warmup", type=int, default=30, help="sessions played to completion before the baseline (default 30)")
     args = parser.parse_args(argv)
     report(args.sessions, args.parallel, args.warmup)
 

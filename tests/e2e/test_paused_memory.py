@@ -10,7 +10,8 @@ process's live-run registry, the subscriptions and the asyncio tasks are back to
 
 The RSS growth tests/bench/bench_paused_rss.py measured was native, not Python objects: SQLite's prepared statements on
 each connection DBOS keeps to its system database (bounded by swarm.system_db.SQLITE_POOL: the second test), the
-store's page cache, the allocator's free lists; sessions that complete grew it as much.
+page caches, the allocator's free lists; sessions that complete grew it as much. The caches are small now and the free
+lists go back to the system when the process goes idle (tests/swarm/test_memory.py).
 """
 
 from __future__ import annotations
