@@ -54,6 +54,14 @@ at most wait_seconds; status 'running' means the session goes on: call continue_
 continue_copilot(session_id, message) or resolve_approval. Transcripts are resources: swarm://sessions/<id>/transcript."""
 
 
+def process_server(settings: Any = None, *, open_engine: float | None) -> MCPServer:
+    """``build_server`` for a process that only serves (``serve_stdio``, ``serve_http``): once its engine is open, what
+    it holds then is left out of the garbage collector's scans (SwarmService.freeze_on_open)."""
+    mcp = build_server(settings, open_engine=open_engine)
+    mcp.swarm.freeze_on_open = True  # type: ignore[attr-defined]
+    return mcp
+
+
 def build_server(settings: Any = None, *, models: Any = None, service: SwarmService | None = None,
                  name: str = "swarm-mcp", log_level: str = "WARNING", open_engine: float | None = None,
                  **service_options: Any) -> MCPServer:
@@ -218,7 +226,7 @@ def serve_stdio(settings: Any = None, *, verbose: bool = False) -> None:
     import anyio
 
     quiet_autogen(verbose)
-    anyio.run(_serve_stdio, build_server(settings, open_engine=STDIO_OPEN_AFTER))
+    anyio.run(_serve_stdio, process_server(settings, open_engine=STDIO_OPEN_AFTER))
 
 
 async def _serve_stdio(mcp: MCPServer) -> None:

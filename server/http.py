@@ -283,10 +283,10 @@ def serve_http(settings: HttpSettings, *, verbose: bool = False, mcp: Any = None
     """Serve until SIGINT/SIGTERM; then stop taking requests, pause running sessions and exit."""
     import uvicorn
 
-    from .app import build_server, quiet_autogen
+    from .app import process_server, quiet_autogen
 
     quiet_autogen(verbose)
-    mcp = mcp or build_server(open_engine=0)  # launched in the lifespan: sessions a crash left running resume
+    mcp = mcp or process_server(open_engine=0)  # launched in the lifespan: sessions a crash left running resume
     app = build_app(mcp, settings)  # refuses a bad configuration before binding anything
     sock = bind(settings.host, settings.port)
     host, port = sock.getsockname()[:2]

@@ -71,6 +71,9 @@ class SwarmService:
         """Called with a session's id when its status changes, here or on a replica (task status notifications)."""
         self._replicas: asyncio.Task[None] | None = None
         self.open_after: float | None = None
+        self.freeze_on_open = False
+        """Once the engine is open, leave the objects alive then out of the garbage collector's scans (a server process,
+        swarm.memory.freeze_lifetime_objects); not in a process that hosts other work (tests, the Python API)."""
         """Open the engine when serving starts (0: before serving; > 0: this many seconds later, in the
         background); None: at the first call that needs it."""
 
@@ -96,6 +99,10 @@ class SwarmService:
 
                     engine = Engine(settings, models=ServerModels(base), tools=tool_registry(), live=self.runs)
                     await engine.__aenter__()
+                    if self.freeze_on_open:
+                        from swarm.memory import freeze_lifetime_objects
+
+                        freeze_lifetime_objects()  # what the server holds now it keeps for its lifetime: no collector scans of it
                     self.status_cache = StatusCache(settings.db_url)
                     self._engine = engine
                     if engine.shares_store:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import gc
 import logging
 import sys
 import time
@@ -102,3 +103,14 @@ class IdleTrim:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+
+def freeze_lifetime_objects() -> int:
+    """Leave every object alive now out of the cyclic collector's scans from now on (``gc.freeze``); for a server
+    that has just opened its engine: what it holds then (modules, classes, the engine) lives as long as the process.
+
+    Without it each full collection walks them all (~200,000 objects, ~70 ms on this kind of machine), and a full
+    collection falls now and then in the middle of a session's call: the slow tail of resume latency. Imports leave no
+    cyclic garbage to collect first (a collection right after them finds none). Returns the objects frozen in all."""
+    gc.freeze()
+    return gc.get_freeze_count()
