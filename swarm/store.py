@@ -97,6 +97,8 @@ _UPDATE_SESSION = sessions.update().where(sessions.c.id == sa.bindparam("sid")).
     {c: sa.bindparam(c) for c in ("principal", "kind", "status", "created_at", "updated_at", "last_seq", "record")})
 _INSERT_EVENT = events.insert()
 _INSERT_CALL = journal.insert()
+_GET_SESSION = sa.select(sessions.c.record).where(sessions.c.id == sa.bindparam("sid"))
+_GET_OWN_SESSION = _GET_SESSION.where(sessions.c.principal == sa.bindparam("owner"))
 
 
 class Store(Protocol):
@@ -137,6 +139,10 @@ class _Prepared:
         if self._plain is not None:
             return self._plain(row)  # type: ignore[no-any-return]
         return tuple(row[k] if f is None else f(row[k]) for k, f in zip(self.keys, self.processors))
+
+    def first(self, cursor: sqlite3.Cursor, row: dict[str, Any]) -> tuple[Any, ...] | None:
+        """The first row a query with ``row``'s values finds, or None."""
+        return cursor.execute(self.sql, self.params(row)).fetchone()  # type: ignore[no-any-return]
 
     def run(self, cursor: sqlite3.Cursor, rows: list[dict[str, Any]]) -> int:
         if len(rows) == 1:
@@ -211,7 +217,8 @@ class SqlStore:
             self._sync_conn = self.sync_engine.connect()  # one connection, used from the event loop only
             dialect = self.sync_engine.dialect
             self._fast = {"update": _Prepared(_UPDATE_SESSION, dialect), "event": _Prepared(_INSERT_EVENT, dialect),
-                          "call": _Prepared(_INSERT_CALL, dialect)}
+                          "call": _Prepared(_INSERT_CALL, dialect), "get": _Prepared(_GET_SESSION, dialect),
+                          "get_own": _Prepared(_GET_OWN_SESSION, dialect)}
             db_path = sqlite_path(self.url)
             if db_path is not None:
                 self._checkpointer = WalCheckpointer(str(db_path))
@@ -298,10 +305,14 @@ class SqlStore:
         await self._tx(lambda conn: conn.execute(sessions.insert().values(**_row(record))))
 
     async def get_session(self, session_id: str, principal: str | None = None) -> SessionRecord:
-        query = sa.select(sessions.c.record).where(sessions.c.id == session_id)
-        if principal is not None:
-            query = query.where(sessions.c.principal == principal)
-        row = await self._tx(lambda conn: conn.execute(query).first())
+        if self._fast:  # the local SQLite database: the prepared statement on the DBAPI cursor (a continue reads ~9 times)
+            get, values = (self._fast["get"], {"sid": session_id}) if principal is None else (self._fast["get_own"], {"sid": session_id, "owner": principal})
+            row = await self._tx(lambda cursor: get.first(cursor, values), raw=True)
+        else:
+            query = sa.select(sessions.c.record).where(sessions.c.id == session_id)
+            if principal is not None:
+                query = query.where(sessions.c.principal == principal)
+            row = await self._tx(lambda conn: conn.execute(query).first())
         if row is None:
             raise UnknownSessionError(session_id)
         return SessionRecord.model_validate_json(row[0])
