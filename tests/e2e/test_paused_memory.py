@@ -2,7 +2,8 @@
 
 The real server, durable (DBOS on SQLite), through the SDK's real client in memory. Each session is started with
 ``max_rounds=1``: copilot_control hands off, and the session pauses after that first round. After a warm-up, the Python
-heap (tracemalloc) may grow by at most ``PER_SESSION`` bytes a session between ``N`` and ``2 N`` paused sessions: what
+heap (tracemalloc) may grow by at most ``PER_SESSION`` bytes a session from ``N`` to ``2 N`` and from ``2 N`` to ``3 N`` paused
+sessions (the smaller of the two: a bounded pool or cache fuller at one snapshot moves one interval by up to ~100 kB): what
 the libraries' bounded caches take while they fill (pydantic-core's string cache keeps short strings such as session
 ids, SQLAlchemy its compiled statements): measured ~0 here (-0.2 kB), ~0.9 kB on the HTTP server with 16 calls in
 flight, while keeping each run's registry entry, or each session's records and events, leaves ~22 kB a session. The
@@ -67,14 +68,19 @@ async def test_paused_sessions_leave_nothing_behind(settings: Any) -> None:
                 first = heap()
                 await pause(N, "b")
                 second = heap()
+                await pause(N, "c")
+                third = heap()
             finally:
                 tracemalloc.stop()
 
         assert len(service.runs) == 0  # the live-run registry: no entry outlives its run
         assert service.notifier.subscription_count() == 0
         assert len(asyncio.all_tasks()) <= tasks
-        grown = sum(t.size for t in second.traces) - sum(t.size for t in first.traces)
-        top = "\n".join(str(s) for s in second.compare_to(first, "lineno")[:8])
+        size = lambda snapshot: sum(t.size for t in snapshot.traces)  # noqa: E731
+        # What N more paused sessions add, in the smaller of two intervals: memory a paused session keeps shows in both;
+        # a bounded pool or cache that happened to be fuller at one snapshot (+-100 kB over 40 sessions) in one only.
+        grown, later, earlier = min((size(second) - size(first), second, first), (size(third) - size(second), third, second), key=lambda g: g[0])
+        top = "\n".join(str(s) for s in later.compare_to(earlier, "lineno")[:8])
         assert grown / N <= PER_SESSION, f"{grown / N:.0f} bytes of Python heap kept per paused session; grown most:\n{top}"
 
 
