@@ -71,11 +71,11 @@ class SwarmService:
         """Called with a session's id when its status changes, here or on a replica (task status notifications)."""
         self._replicas: asyncio.Task[None] | None = None
         self.open_after: float | None = None
+        """Open the engine when serving starts (0: before serving; > 0: this many seconds later, in the
+        background); None: at the first call that needs it."""
         self.freeze_on_open = False
         """Once the engine is open, leave the objects alive then out of the garbage collector's scans (a server process,
         swarm.memory.freeze_lifetime_objects); not in a process that hosts other work (tests, the Python API)."""
-        """Open the engine when serving starts (0: before serving; > 0: this many seconds later, in the
-        background); None: at the first call that needs it."""
 
     # ---- lifecycle ------------------------------------------------------------------------------
 

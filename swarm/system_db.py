@@ -8,16 +8,13 @@ from typing import Any
 
 from .config import Settings
 from .errors import ConfigError
+from .store import CACHE_KB
 
 SQLITE_POOL = 8
 """Connections DBOS keeps open to its SQLite system database (DBOS's default is 20). Each caches its own prepared
 statements, 0.5-0.8 MB once it has run DBOS's ~30 statements and the queue's ``IN (?, ...)`` variants (one per dequeued
 batch size): DBOS's 20 held 10.4 MB after 2,400 sessions and were still filling, 8 hold 5 MB. SQLite takes one writer at
 a time, and DBOS's calls run on at most thread_pool.DBOS_THREADS threads: 50 concurrent sessions ran as fast with 8."""
-CACHE_KB = 256
-"""SQLite's page cache per connection to the system database, in kB (SQLite's default is 2,000): another connection's
-write empties it anyway (WAL), and the system's file cache serves the rest. With the default, the process's SQLite page
-caches grew 0.65 -> 2 MB over 1,000 paused sessions; with 256 kB they stayed at 0.26 MB."""
 CACHED_STATEMENTS = 32
 """Prepared statements each connection to the system database keeps (Python's default is 128). DBOS ran 31-36
 distinct statements on each pooled connection over 128 sessions, and more as the queue's ``IN (?, ...)`` variants came

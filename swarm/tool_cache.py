@@ -9,12 +9,11 @@ name, description and signature, so one process computes each once.
 
 from __future__ import annotations
 
-import copy
 from typing import Any, Sequence
 from weakref import WeakKeyDictionary
 
 from autogen_agentchat.base import Handoff
-from autogen_core.tools import BaseTool, FunctionTool, Tool, ToolSchema
+from autogen_core.tools import BaseTool, Tool, ToolSchema
 
 LIMIT = 2048
 """Schemas kept at most (tools differ by name, description and signature; a process has a few dozen)."""
@@ -73,20 +72,5 @@ class SharedHandoff(Handoff):
         if tool is None:
             if len(_handoff_tools) >= LIMIT:
                 _handoff_tools.clear()
-            tool = _handoff_tools[key] = HandoffTool(self.name, self.description, self.message)
+            tool = _handoff_tools[key] = Handoff.handoff_tool.fget(self)  # type: ignore[attr-defined]  # (its schema: schema_of)
         return tool
-
-
-class HandoffTool(FunctionTool):
-    """autogen's hand-off tool (a function returning the hand-off message), with its schema made once."""
-
-    def __init__(self, name: str, description: str, message: str) -> None:
-        def handoff() -> str:
-            return message
-
-        super().__init__(handoff, name=name, description=description, strict=True)
-        self._schema = BaseTool.schema.fget(self)  # type: ignore[attr-defined]
-
-    @property
-    def schema(self) -> ToolSchema:
-        return copy.deepcopy(self._schema)  # (the caller's to change)
