@@ -146,7 +146,7 @@ def normalize(decision: str, feedback: str | None, pending: PendingApproval) -> 
 async def drive(engine: Any, record: SessionRecord, phase: Phase, run: dict[str, Any], on_update: OnUpdate | None = None) -> PhaseResult:
     """Run (or re-run from the journal) one phase run until it completes, waits, or fails; save it.
 
-    On a durable engine the run is played as a workflow (``swarm.session_work``): a crash mid-run
+    On a durable engine the run is played as a workflow (``swarm.session_run``): a crash mid-run
     resumes it by itself, replaying its journal. Inside a workflow (a phase called as a swarm tool)
     it plays inline, as part of that workflow.
     """

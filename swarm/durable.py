@@ -4,10 +4,12 @@
         leg, a phase run) in the store -> start workflow ``swarm.session_work(kind, session_id)`` here at once
         when this process has a free slot, else enqueue it on the shared queue, with the id the kind names
         (``<session_id>.leg<n>``, ``<session_id>.p<k>.<drive>``)
-    the workflow = the kind's ``play`` (swarm/work.py): for a copilot leg every round is a DBOS step
+    the workflow = the kind's ``play`` (swarm/work.py): a copilot leg commits each round to the store (events and
+        the session row in one transaction, numbered: a replay knows what is committed), with no DBOS step per round
     kill -9 -> on launch DBOS recovers this executor's pending workflows; a replica silent for
         ``takeover_seconds`` has its workflows recovered (re-enqueued) by exactly one live replica
-    cancel -> ``DBOS.cancel_workflow``: the run stops at its next round, on whichever replica
+    cancel -> ``DBOS.cancel_workflow``; a run here stops at its next round (RoundControl), a run on another replica
+        is interrupted by that replica's heartbeat sweep, which sees the workflow cancelled within HEARTBEAT_SECONDS
     a message for a running session -> a DBOS message (topic ``input``) to its leg's workflow, which
         takes it when its rounds end and goes on with it as its next leg; the workflow
         ``swarm.session_input`` sees it delivered (or, if that leg ended without taking it, starts the
@@ -16,8 +18,8 @@
 Inside a leg, the journal (swarm/journal.py) records each model and tool call before its result is
 used; a recovered workflow replays the leg from it, so no completed call runs twice. A paused or
 waiting session holds no queue slot: each continue of a stopped session is a new leg, a new workflow
-(a stopped leg's workflow has ended: there is nothing to send a message to). Status is published as
-the workflow event ``status``.
+(a stopped leg's workflow has ended: there is nothing to send a message to). The workflows of earlier
+versions (``swarm.session_work``) also published the status as the workflow event ``status``, and replay it.
 
 DBOS is a process-wide singleton: one durable engine per process.
 """
@@ -25,6 +27,7 @@ DBOS is a process-wide singleton: one durable engine per process.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import os
 import socket
@@ -76,18 +79,42 @@ def _runs() -> "DurableRuns":
     return _current
 
 
+_earlier_steps: contextvars.ContextVar[bool] = contextvars.ContextVar("swarm_earlier_steps", default=False)
+"""Whether the workflow executing in this task was started by an earlier version, whose steps a replay must take again
+as they were recorded: a DBOS step per round, the workflow event ``status`` when a leg starts and ends."""
+
+
+@DBOS.workflow(name="swarm.session_run")
+async def session_run(kind: str, session_id: str) -> dict[str, Any]:
+    """A session's prepared work of ``kind`` (a copilot leg, a phase run), as a workflow: recovered and replayed after
+    any crash. Returns ``{status, taken}`` (the ids of the input it took while running). Its rounds are not DBOS steps:
+    the store's round commit is what a replay goes by (a round committed is replayed, not run again), and a step per
+    round cost two system-database transactions on DBOS's threads for each round (a third of the rounds/s). Nor does it
+    publish its status as a workflow event (two more writes a leg, read by nobody: the store has the status)."""
+    return await _runs().execute(kind, session_id)
+
+
+async def _as_recorded(kind: str, session_id: str) -> dict[str, Any]:
+    token = _earlier_steps.set(True)
+    try:
+        return await _runs().execute(kind, session_id)
+    finally:
+        _earlier_steps.reset(token)
+
+
 @DBOS.workflow(name="swarm.session_work")
 async def session_work(kind: str, session_id: str) -> dict[str, Any]:
-    """A session's prepared work of ``kind`` (a copilot leg, a phase run), as a workflow: recovered and replayed after
-    any crash. Returns ``{status, taken}`` (the ids of the input it took while running)."""
-    return await _runs().execute(kind, session_id)
+    """Work started by a version whose every round was a DBOS step (``round-<n>``) and whose legs published their status
+    as a workflow event: recovered with the same steps, so that its recorded steps and its replay line up. Nothing
+    starts it any more."""
+    return await _as_recorded(kind, session_id)
 
 
 @DBOS.workflow(name="swarm.session_leg")
 async def session_leg(session_id: str, leg: int) -> dict[str, Any]:
-    """A copilot leg enqueued by a version before every kind ran as ``swarm.session_work``: recovered the same way
-    (its steps are the same). Nothing starts it any more."""
-    return await _runs().execute(CopilotWork.name, session_id)
+    """A copilot leg enqueued by a version before every kind ran as one workflow: recovered the same way as
+    ``swarm.session_work`` (its steps are the same). Nothing starts it any more."""
+    return await _as_recorded(CopilotWork.name, session_id)
 
 
 @DBOS.workflow(name="swarm.session_input")
@@ -263,8 +290,8 @@ class DurableRuns:
     async def _start(self, kind: str, session_id: str, key: str, local: bool) -> Any:
         with SetWorkflowID(key):
             if local:
-                return await DBOS.start_workflow_async(session_work, kind, session_id)
-            return await self.queue.enqueue_async(session_work, kind, session_id)
+                return await DBOS.start_workflow_async(session_run, kind, session_id)
+            return await self.queue.enqueue_async(session_run, kind, session_id)
 
     async def play(self, kind: str, session_id: str, key: str, *, local: bool = False) -> SessionRecord:
         """Play the session's prepared work of ``kind`` (a session may run work of other kinds than its own: a phase run
@@ -328,8 +355,10 @@ class DurableRuns:
         taken: list[str] = []
         token = current_session.set(session_id)
         try:
+            earlier = _earlier_steps.get()
             with self.live.execute(session_id):
-                await DBOS.set_event_async("status", "running")
+                if earlier:
+                    await DBOS.set_event_async("status", "running")
                 record = await self._play(work, session_id)
                 while work.takes_input_while_running and record.status in TAKES_INPUT:
                     given = await DBOS.recv_async(INPUT, timeout_seconds=0)
@@ -338,9 +367,10 @@ class DurableRuns:
                     taken.append(given["id"])
                     opened = await DBOS.run_step_async({"name": "take-input"}, self._opener(cast(InputWork, work), session_id, given, DBOS.workflow_id))
                     if opened is not None:
-                        await DBOS.set_event_async("status", "running")
+                        if earlier:
+                            await DBOS.set_event_async("status", "running")
                         record = await self._play(work, session_id)
-                if record.status != "cancelled":  # a cancelled workflow takes no more steps
+                if earlier and record.status != "cancelled":  # a cancelled workflow takes no more steps
                     await DBOS.set_event_async("status", record.status)
                 return {"status": record.status, "taken": taken}
         finally:
@@ -414,18 +444,23 @@ class DurableRuns:
         return "undelivered"
 
     async def _target(self, session_id: str) -> str | None:
-        """The workflow of the session's running leg; None when the session is not running; "" when its leg has not started."""
+        """The workflow of the session's current leg while it has not ended: its rounds run, or they have just ended and
+        it is about to take the input sent to it (the session's status already says how its rounds ended); None when
+        no leg of the session runs; "" when the session's leg is prepared but its workflow has not started."""
         record = await self.store.get_session(session_id)
-        if record.status != "running":
-            return None
         wid = self.engine.workflow_of(record)
         status = await DBOS.get_workflow_status_async(wid) if wid is not None else None
-        if status is None or status.status not in ("PENDING", "ENQUEUED"):
-            return ""
-        return wid
+        if status is not None and status.status in ("PENDING", "ENQUEUED"):
+            return wid
+        return "" if record.status == "running" else None
 
 
     async def round_step(self, round_no: int, commit: Callable[[], Awaitable[None]]) -> None:
+        """Commit a round: as the DBOS step ``round-<n>`` in a workflow of an earlier version (whose recorded steps
+        a replay must meet again), else straight to the store."""
+        if not _earlier_steps.get():
+            await commit()
+            return
         try:
             await DBOS.run_step_async({"name": f"round-{round_no}"}, commit)
         except DBOSWorkflowCancelledError:

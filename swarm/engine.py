@@ -235,7 +235,8 @@ class Engine:
         """Cancel a session wherever it runs and record it ``cancelled``; say how it went (see ``CancelOutcome``).
 
         A run in this process is interrupted at once (its in-flight model call ends) and given ``grace`` seconds to
-        stop; a run on another replica is cancelled through DBOS and stops at the end of its round.
+        stop; a run on another replica is cancelled through DBOS, and that replica's heartbeat interrupts it within
+        a second (durable.HEARTBEAT_SECONDS).
         """
         record = await self.store.get_session(session_id, principal)
         run = self.live.get(session_id)

@@ -104,7 +104,7 @@ class ToolRegistry:
         self._providers: dict[str, ToolProvider] = dict(providers or {})
         self._phases: set[str] = set()
         self.works: dict[str, SessionWork] = dict(works or {})
-        """Kinds of session work (swarm/work.py) by name; a durable engine plays them as ``swarm.session_work`` workflows."""
+        """Kinds of session work (swarm/work.py) by name; a durable engine plays them as ``swarm.session_run`` workflows."""
 
     def add(self, provider: ToolProvider, *, phase: bool = False) -> None:
         """Add a tool; ``phase``: it runs a whole phase of agents (a profile may leave such tools out)."""

@@ -7,7 +7,7 @@ approval is answered and checked, whether going on may run code, which durable w
 its prepared work plays. A caller (server/, the CLI, Python) never asks what kind a session is.
 
 On a durable engine every kind plays the same way: ``go_on`` prepares the next piece of work (a leg, a
-phase run) and names its workflow; the engine runs ``swarm.session_work(kind, session_id)`` under that id,
+phase run) and names its workflow; the engine runs ``swarm.session_run(kind, session_id)`` under that id,
 whose body is the kind's ``play`` (swarm/durable.py).
 """
 

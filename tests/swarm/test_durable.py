@@ -1,4 +1,5 @@
-"""Sessions run as DBOS workflows (in this process, SQLite): rounds are steps, legs are workflows."""
+"""Sessions run as DBOS workflows (in this process, SQLite): legs are workflows, rounds commit to the store (the
+workflows of earlier versions, whose rounds were steps, still recover with them)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ from typing import Any
 
 import anyio
 import pytest
-from dbos import DBOS
+from dbos import DBOS, SetWorkflowID
 
 from phases import phase_tool_registry
-from swarm.durable import workflow_id
+from swarm.durable import session_work, workflow_id
 from swarm.engine import Engine
 from swarm.errors import UserInputError
 from swarm.models.scripted import Script
@@ -30,7 +31,11 @@ def durable(settings: Any, **kw: Any) -> Any:
     return dataclasses.replace(settings, durable=True, **kw)
 
 
-async def test_a_session_runs_as_a_workflow_whose_steps_are_its_rounds(settings: Any) -> None:
+def round_steps(steps: list[dict[str, Any]]) -> list[str]:
+    return [s["function_name"] for s in steps if s["function_name"].startswith("round-")]
+
+
+async def test_a_session_runs_as_a_workflow_whose_rounds_are_not_steps(settings: Any) -> None:
     script = Script(SCRIPT)
     async with Engine(durable(settings, executor_id="test-a"), tools=phase_tool_registry(), models=ScriptedModels(script)) as engine:
         assert engine.durable.executor_id == "test-a"
@@ -44,13 +49,13 @@ async def test_a_session_runs_as_a_workflow_whose_steps_are_its_rounds(settings:
         assert record.status == "paused" and record.total_rounds == 2
         assert updates[-1] == 2 and 1 in updates  # rounds reached the caller as they committed
         steps = await DBOS.list_workflow_steps_async(workflow_id(record.id, 0))
-        assert [s["function_name"] for s in steps if s["function_name"].startswith("round-")] == ["round-1", "round-2"]
-        assert await DBOS.get_event_async(workflow_id(record.id, 0), "status") == "paused"
+        # A round is one store transaction, not also two of DBOS's; the status is the store's, not also a workflow event.
+        assert [s["function_name"] for s in steps] == ["DBOS.recv", "DBOS.sleep"]  # (looking for input sent meanwhile)
 
         record = await engine.run(record.id, message="go on")  # a continue is the next leg: a new workflow
         assert record.status == "completed" and record.total_rounds == 4
         steps = await DBOS.list_workflow_steps_async(workflow_id(record.id, 1))
-        assert [s["function_name"] for s in steps if s["function_name"].startswith("round-")] == ["round-3", "round-4"]
+        assert round_steps(steps) == []
         status = await DBOS.get_workflow_status_async(workflow_id(record.id, 1))
         assert status is not None and status.status == "SUCCESS"
         script.assert_exhausted()
@@ -58,6 +63,28 @@ async def test_a_session_runs_as_a_workflow_whose_steps_are_its_rounds(settings:
         assert [e.seq for e in events] == list(range(1, len(events) + 1))
         with pytest.raises(UserInputError, match="completed"):
             await engine.run(record.id)
+
+
+async def test_a_leg_started_as_an_earlier_version_did_keeps_its_rounds_as_steps(settings: Any) -> None:
+    """Workflows pending from a version whose rounds were DBOS steps (``swarm.session_work``) replay with the same
+    steps: their recorded steps and the replay line up. The session's next leg runs as this version's workflow."""
+    script = Script(SCRIPT)
+    async with Engine(durable(settings), tools=phase_tool_registry(), models=ScriptedModels(script)) as engine:
+        record = await engine.create("Explain processes and threads, step by step", max_rounds=2)
+        record = await engine.runner.prepare(record.id)
+        with SetWorkflowID(engine.workflow_of(record)), anyio.fail_after(30):
+            handle = await DBOS.start_workflow_async(session_work, "copilot", record.id)
+            assert (await handle.get_result())["status"] == "paused"
+        assert [s["function_name"] for s in await DBOS.list_workflow_steps_async(workflow_id(record.id, 0))] == [
+            "DBOS.setEvent", "round-1", "round-2", "DBOS.recv", "DBOS.sleep", "DBOS.setEvent"]
+        assert await DBOS.get_event_async(workflow_id(record.id, 0), "status") == "paused"
+        with anyio.fail_after(30):
+            record = await engine.run(record.id, message="go on")
+        assert record.status == "completed" and record.total_rounds == 4
+        assert round_steps(await DBOS.list_workflow_steps_async(workflow_id(record.id, 1))) == []
+        script.assert_exhausted()
+        events = await engine.transcript(record.id)
+        assert [e.seq for e in events] == list(range(1, len(events) + 1))
 
 
 async def test_a_leg_recovered_after_its_rounds_committed_repeats_nothing(settings: Any) -> None:
@@ -129,11 +156,53 @@ async def test_a_message_sent_while_the_session_runs_is_taken_by_its_leg_when_it
         assert delivery == "taken" and len(done.legs) == 2
         assert done.legs[1].workflow == workflow_id(record.id, 0) and done.legs[1].input_id == input_id
         steps = [s["function_name"] for s in await DBOS.list_workflow_steps_async(workflow_id(record.id, 0))]
-        assert "take-input" in steps and steps.count("round-3") == 1
+        assert "take-input" in steps and not [s for s in steps if s.startswith("round-")]
         assert await DBOS.get_workflow_status_async(workflow_id(record.id, 1)) is None  # no second workflow
         events = await engine.transcript(record.id)
         assert [e.seq for e in events] == list(range(1, len(events) + 1))
         assert any(e.type == "message" and e.agent == "user" and "negative" in e.content["text"] for e in events)
+        script.assert_exhausted()
+
+
+async def test_a_message_sent_as_the_legs_rounds_end_is_taken_by_that_leg_once(settings: Any) -> None:
+    """Input sent after a leg's rounds ended (the session's status says completed) but before its workflow looked for
+    input: the delivery took the session for stopped and opened a next leg of its own, whose workflow found the first
+    leg's still executing ("already running") while that leg took the same input from its inbox."""
+    script = Script([
+        {"agent": "copilot_control", "handoff": "engineer"},
+        {"agent": "engineer", "text": "6 * 7 = 42."},
+        {"agent": "engineer", "expect": "negative numbers", "text": "-6 * 7 = -42 as well."},
+    ])
+    held, release = anyio.Event(), anyio.Event()
+
+    async def hold_at_the_end(rec: Any, events: list[Any]) -> None:
+        if rec.status == "completed" and not held.is_set():  # saved; the leg's workflow has not looked for input yet
+            held.set()
+            await release.wait()
+
+    async with Engine(durable(settings), tools=phase_tool_registry(), models=ScriptedModels(script)) as engine:
+        record = await engine.create("Compute six times seven")
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                results: list[Any] = []
+
+                async def first() -> None:
+                    results.append(await engine.run(record.id, on_update=hold_at_the_end))
+
+                tg.start_soon(first)
+                await held.wait()
+                assert (await engine.store.get_session(record.id)).status == "completed"
+                input_id = await engine.durable.send_input(record.id, "Show that it works for negative numbers too")
+                delivery = DBOS.retrieve_workflow_async(f"{record.id}.input.{input_id}")
+                release.set()
+            delivery = await (await delivery).get_result()
+        assert delivery == "taken"
+        done = await engine.store.get_session(record.id)
+        assert done.status == "completed" and done.result == "-6 * 7 = -42 as well." and len(done.legs) == 2
+        assert done.legs[1].workflow == workflow_id(record.id, 0) and done.legs[1].input_id == input_id
+        events = await engine.transcript(record.id)
+        assert [e.content["text"] for e in events if e.type == "message" and e.agent == "user"][1:] == [
+            "Show that it works for negative numbers too"]
         script.assert_exhausted()
 
 
@@ -195,3 +264,24 @@ async def test_cancel_stops_a_run_whose_workflow_is_queued_here_but_not_yet_exec
                 await run.task
     async with Engine(durable(settings, executor_id="test-window"), tools=phase_tool_registry(), models=ScriptedModels(Script([]))) as engine:
         assert (await engine.get(record.id)).status == "cancelled"
+
+
+async def test_the_sqlite_system_database_is_not_pinged_for_every_call(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """DBOS tests a pooled connection with ``SELECT 1`` each time it takes one (its default, for servers that drop
+    connections): on a SQLite file that was a query more for every one of its calls."""
+    from sqlalchemy.engine.default import DefaultDialect
+
+    pings: list[str] = []
+    real = DefaultDialect.do_ping
+
+    def counted(self: DefaultDialect, dbapi_connection: Any) -> bool:
+        pings.append(self.name)
+        return real(self, dbapi_connection)
+
+    monkeypatch.setattr(DefaultDialect, "do_ping", counted)
+    async with Engine(durable(settings), tools=phase_tool_registry(), models=ScriptedModels(Script(SCRIPT))) as engine:
+        record = await engine.create("Explain processes and threads, step by step")
+        with anyio.fail_after(30):
+            record = await engine.run(record.id)
+        assert record.status == "completed" and record.total_rounds == 4
+    assert pings == []
