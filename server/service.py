@@ -73,9 +73,10 @@ class SwarmService:
         self.open_after: float | None = None
         """Open the engine when serving starts (0: before serving; > 0: this many seconds later, in the
         background); None: at the first call that needs it."""
-        self.freeze_on_open = False
-        """Once the engine is open, leave the objects alive then out of the garbage collector's scans (a server process,
-        swarm.memory.freeze_lifetime_objects); not in a process that hosts other work (tests, the Python API)."""
+        self.owns_process = False
+        """Whether the process only serves (serve_stdio, serve_http): once the engine is open, the objects alive then are
+        left out of the garbage collector's scans and the collector runs less often (swarm.memory); not in a process
+        that hosts other work (tests, the Python API)."""
 
     # ---- lifecycle ------------------------------------------------------------------------------
 
@@ -99,10 +100,11 @@ class SwarmService:
 
                     engine = Engine(settings, models=ServerModels(base), tools=tool_registry(), live=self.runs)
                     await engine.__aenter__()
-                    if self.freeze_on_open:
-                        from swarm.memory import freeze_lifetime_objects
+                    if self.owns_process:
+                        from swarm.memory import freeze_lifetime_objects, tune_collector
 
                         freeze_lifetime_objects()  # what the server holds now it keeps for its lifetime: no collector scans of it
+                        tune_collector()
                     self.status_cache = StatusCache(settings.db_url)
                     self._engine = engine
                     if engine.shares_store:

@@ -1,5 +1,5 @@
-"""A server process leaves what it holds once its engine is open out of the garbage collector's scans; a process
-hosting other work (tests, the Python API) is left alone."""
+"""A server process leaves what it holds once its engine is open out of the garbage collector's scans, and runs the
+collector less often; a process hosting other work (tests, the Python API) is left alone."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any, Iterator
 import pytest
 
 from server.service import SwarmService
+from swarm.memory import COLLECTOR_THRESHOLDS
 
 pytestmark = pytest.mark.anyio
 
@@ -16,14 +17,16 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 def unfrozen() -> Iterator[None]:
     gc.unfreeze()
+    thresholds = gc.get_threshold()
     yield
-    gc.unfreeze()  # (this test process goes on collecting everything)
+    gc.unfreeze()  # (this test process goes on collecting everything, as often as before)
+    gc.set_threshold(*thresholds)
 
 
-async def open_engine(settings: Any, freeze: bool | None) -> None:
+async def open_engine(settings: Any, owns_process: bool | None) -> None:
     service = SwarmService(settings)
-    if freeze is not None:
-        service.freeze_on_open = freeze
+    if owns_process is not None:
+        service.owns_process = owns_process
     async with service.serving():
         await service.engine()
 
@@ -35,13 +38,22 @@ async def test_a_server_freezes_its_lifetime_objects_when_its_engine_opens(setti
     assert gc.get_freeze_count() > 50_000  # modules, classes, the engine
 
 
+async def test_a_server_runs_the_collector_less_often(settings: Any, unfrozen: None) -> None:
+    """Before: Python's default thresholds (700, 10, 10) spent 1.4 s of a server's 6.5 s of CPU in collections under 50
+    concurrent sessions (~90 middle collections of 4.7 ms, 8 full ones of 83 ms, in the middle of rounds)."""
+    gc.set_threshold(700, 10, 10)
+    await open_engine(settings, True)
+    assert gc.get_threshold() == COLLECTOR_THRESHOLDS and COLLECTOR_THRESHOLDS[0] >= 10_000
+
+
 async def test_a_service_in_a_process_hosting_other_work_freezes_nothing(settings: Any, unfrozen: None) -> None:
+    gc.set_threshold(700, 10, 10)
     await open_engine(settings, None)  # the default
-    assert gc.get_freeze_count() == 0
+    assert gc.get_freeze_count() == 0 and gc.get_threshold() == (700, 10, 10)
 
 
 def test_the_serving_entry_points_turn_it_on() -> None:
     from server.app import build_server, process_server
 
-    assert process_server(open_engine=None).swarm.freeze_on_open is True  # serve_stdio's and serve_http's server
-    assert build_server().swarm.freeze_on_open is False
+    assert process_server(open_engine=None).swarm.owns_process is True  # serve_stdio's and serve_http's server
+    assert build_server().swarm.owns_process is False

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import subprocess
 import sys
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +52,30 @@ async def test_the_last_run_ending_trims_once_the_process_stays_idle() -> None:
     for _ in range(3):
         await asyncio.sleep(0)
     assert trim.trims == 1
+
+
+async def test_going_idle_collects_the_cyclic_garbage_runs_left() -> None:
+    """A serving process collects rarely (memory.COLLECTOR_THRESHOLDS): what its runs left in reference cycles is
+    freed when it goes idle, not whenever the collector next comes round."""
+
+    class Node:
+        def __init__(self) -> None:
+            self.me = self
+
+    live = LiveRuns()
+    trim = memory.IdleTrim(lambda: len(live) > 0, delay=0)
+    live.on_idle.append(trim.idle)
+    thresholds = gc.get_threshold()
+    gc.disable()  # no collection but the idle one
+    try:
+        with live.execute("s1"):
+            left = weakref.ref(Node())
+        assert left() is not None  # a cycle: only a collection frees it
+        await trimmed(trim, 1)
+        assert left() is None
+    finally:
+        gc.enable()
+        gc.set_threshold(*thresholds)
 
 
 async def test_a_run_started_before_the_delay_is_up_puts_the_trim_off() -> None:
