@@ -56,7 +56,7 @@ continue_copilot(session_id, message) or resolve_approval. Transcripts are resou
 
 def process_server(settings: Any = None, *, open_engine: float | None) -> MCPServer:
     """``build_server`` for a process that only serves (``serve_stdio``, ``serve_http``): once its engine is open, what
-    it holds then is left out of the garbage collector's scans, which run less often (SwarmService.owns_process)."""
+    it holds then is left out of the garbage collector's scans (SwarmService.owns_process)."""
     mcp = build_server(settings, open_engine=open_engine)
     mcp.swarm.owns_process = True  # type: ignore[attr-defined]
     return mcp

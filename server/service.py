@@ -74,9 +74,9 @@ class SwarmService:
         """Open the engine when serving starts (0: before serving; > 0: this many seconds later, in the
         background); None: at the first call that needs it."""
         self.owns_process = False
-        """Whether the process only serves (serve_stdio, serve_http): once the engine is open, the objects alive then are
-        left out of the garbage collector's scans and the collector runs less often (swarm.memory); not in a process
-        that hosts other work (tests, the Python API)."""
+        """Whether the process only serves (serve_stdio, serve_http): once the engine is open, with the model clients its
+        agents will use built, the objects alive then are left out of the garbage collector's scans
+        (swarm.memory.freeze_lifetime_objects); not in a process that hosts other work (tests, the Python API)."""
 
     # ---- lifecycle ------------------------------------------------------------------------------
 
@@ -101,10 +101,12 @@ class SwarmService:
                     engine = Engine(settings, models=ServerModels(base), tools=tool_registry(), live=self.runs)
                     await engine.__aenter__()
                     if self.owns_process:
-                        from swarm.memory import freeze_lifetime_objects, tune_collector
+                        from swarm.memory import freeze_lifetime_objects
 
+                        prepare = getattr(base, "prepare", None)  # (ModelFactory's; a fake source has none)
+                        if prepare is not None:
+                            prepare({name: agent.model_tier for name, agent in engine.agents.items()})
                         freeze_lifetime_objects()  # what the server holds now it keeps for its lifetime: no collector scans of it
-                        tune_collector()
                     self.status_cache = StatusCache(settings.db_url)
                     self._engine = engine
                     if engine.shares_store:

@@ -76,6 +76,23 @@ class ModelFactory:
             self._clients[key] = client
         return client
 
+    def prepare(self, tiers: Mapping[str, str]) -> int:
+        """Build now the provider clients (OpenAI, Anthropic) of the agents in ``tiers`` (agent -> model tier), which the
+        first session would build: a serving process then holds them, and their SDKs' modules, from its start (and
+        leaves them out of the collector's scans with the rest of what it holds for its lifetime). The embedded model
+        and sampling are left to the first run that needs them; a missing key is left to the first call to report.
+        Returns the clients built."""
+        built = 0
+        for agent, tier in tiers.items():
+            if self.spec_for(tier).split(":", 1)[0] not in ("openai", "anthropic"):
+                continue
+            try:
+                self.client_for(agent, tier)
+            except ConfigError:
+                return built
+            built += 1
+        return built
+
     def _build(self, agent: str, spec: str, auto: bool = False) -> ChatCompletionClient:
         if spec == "local":
             if self._local is None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import compileall
 import os
 import sys
 import tempfile
@@ -63,7 +64,9 @@ async def measure(runs: int, era: str) -> dict[str, list[dict[str, float]]]:
     with tempfile.TemporaryDirectory(prefix="bench-cold-") as t:
         tmp = Path(t)
         async with endpoint(tmp, mode="answer") as ep:
-            for kind in ("bare", "swarm"):  # warm-up: the OS file cache, .pyc files
+            for package in ("swarm", "server", "phases"):  # bytecode, as an installed package has it (pip writes it; an
+                compileall.compile_dir(REPO / package, quiet=1)  # editable install under PYTHONDONTWRITEBYTECODE has none)
+            for kind in ("bare", "swarm"):  # warm-up: the OS file cache
                 await cold_start(kind, era, tmp / f"warm-{kind}", ep.url)
             for i in range(runs):  # a swarm run whose first call did not complete is reported, not timed
                 log(f"run {i + 1}/{runs}")
