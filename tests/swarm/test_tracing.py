@@ -61,6 +61,50 @@ async def test_no_spans_are_opened_when_no_tracer_provider_is_installed(settings
     assert any(name.startswith("create_agent") for name in opened)  # (the agents' own spans are autogen's business)
 
 
+async def test_no_message_is_serialized_for_spans_or_events_nobody_collects(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: the runtime serialized every message to JSON for every agent it was delivered to (11 a message), twice:
+    for the attributes of a span going to the no-op tracer and for an event logged at INFO on a logger that was off."""
+    from autogen_core import SingleThreadedAgentRuntime
+
+    serialized: list[str] = []
+    original = SingleThreadedAgentRuntime._try_serialize
+
+    def counting(self: Any, message: Any) -> str:
+        serialized.append(type(message).__name__)
+        return original(self, message)
+
+    monkeypatch.setattr(SingleThreadedAgentRuntime, "_try_serialize", counting)
+    await play(settings)
+    assert serialized == []
+
+
+async def test_autogen_message_events_keep_their_payload_when_their_logger_is_on(settings: Any) -> None:
+    import logging
+
+    from autogen_core import EVENT_LOGGER_NAME
+
+    class Keep(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__(logging.INFO)
+            self.payloads: list[str] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            payload = getattr(record.msg, "kwargs", {}).get("payload")
+            if payload is not None:
+                self.payloads.append(payload)
+
+    events = logging.getLogger(EVENT_LOGGER_NAME)
+    keep, level = Keep(), events.level
+    events.addHandler(keep)
+    events.setLevel(logging.INFO)
+    try:
+        await play(settings)
+    finally:
+        events.removeHandler(keep)
+        events.setLevel(level)
+    assert keep.payloads and any("engineer" in payload for payload in keep.payloads), keep.payloads[:3]
+
+
 async def test_an_installed_tracer_provider_gets_the_runtime_spans(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     import autogen_core._telemetry._tracing as autogen_tracing
 
