@@ -179,11 +179,17 @@ def anthropic_client(
 def shared_http_client(kind: str) -> Any:
     """A new HTTP client for ``kind``'s SDK ("openai" or "anthropic") with the SDK's own defaults (connection limits,
     redirects), for every model client of that provider to share: building one costs ~20 ms (its TLS context loads
-    the CA store), and a process would otherwise build one per agent."""
+    the CA store), and a process would otherwise build one per agent. Its pool checks an idle connection with one
+    poll (connections.fast_readability)."""
+    from .connections import fast_readability
+
     if kind == "openai":
         from openai import DefaultAsyncHttpxClient
 
-        return DefaultAsyncHttpxClient()
-    from anthropic import DefaultAsyncHttpxClient as AnthropicHttpClient
+        client = DefaultAsyncHttpxClient()
+    else:
+        from anthropic import DefaultAsyncHttpxClient as AnthropicHttpClient
 
-    return AnthropicHttpClient()
+        client = AnthropicHttpClient()
+    fast_readability(client)
+    return client
