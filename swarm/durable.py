@@ -1,7 +1,7 @@
 """Durable session runs on DBOS: crash-proof on SQLite, shared by replicas on one PostgreSQL.
 
     a run (copilot, continue_copilot, a phase tool) = the session's kind prepares its next piece of work (a
-        leg, a phase run) in the store -> start workflow ``swarm.session_work(kind, session_id)`` here at once
+        leg, a phase run) in the store -> start workflow ``swarm.session_run(kind, session_id)`` here at once
         when this process has a free slot, else enqueue it on the shared queue, with the id the kind names
         (``<session_id>.leg<n>``, ``<session_id>.p<k>.<drive>``)
     the workflow = the kind's ``play`` (swarm/work.py): a copilot leg commits each round to the store (events and
