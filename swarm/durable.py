@@ -65,6 +65,8 @@ DELIVERY_HOPS = 50
 DELIVERY_WAIT = 0.2
 """A delivery that finds the session's leg prepared but not yet started waits this long, at most DELIVERY_HOPS times."""
 HEARTBEAT_SECONDS = 1.0
+SWEEP_BATCH = 32
+"""How many running workflows the heartbeat reads at once to find those cancelled on another replica."""
 POLL_SECONDS = 0.25
 """How often a caller following a run on another replica reads its new events."""
 QUEUE_POLL_SECONDS = 0.5
@@ -234,13 +236,22 @@ class DurableRuns:
                 log.exception("durable heartbeat failed; retrying")
 
     async def _stop_cancelled(self) -> None:
-        """Interrupt the runs here whose workflow was cancelled from another replica: a cancel stops a run at its next
-        round, and a model call that never returns would keep it from ever getting there."""
+        """Interrupt the runs here whose workflow was cancelled from another replica (a run here notices a cancel made
+        here at its next round; nothing else tells it of one made elsewhere). The workflows are read SWEEP_BATCH at a
+        time, the batch padded to its full size: one statement, whatever the number of runs (a list of N ids is a
+        statement of its own for each N, each one prepared and kept by every pooled connection)."""
+        running: dict[str, str] = {}
         for session_id in self.live.executing():
             record = await self.store.get_session(session_id)
             wid = self.engine.workflow_of(record)
-            status = await DBOS.get_workflow_status_async(wid) if wid is not None and record.status == "running" else None
-            if status is not None and status.status == "CANCELLED":
+            if wid is not None and record.status == "running":
+                running[wid] = session_id
+        ids = sorted(running)
+        for start in range(0, len(ids), SWEEP_BATCH):
+            batch = ids[start:start + SWEEP_BATCH]
+            batch += batch[-1:] * (SWEEP_BATCH - len(batch))
+            for status in await DBOS.list_workflows_async(workflow_ids=batch, status="CANCELLED", load_input=False, load_output=False):
+                session_id = running[status.workflow_id]
                 log.info("session %s was cancelled on another replica: interrupting its run here", session_id)
                 self.live.interrupt(session_id, "cancel", "cancel_session")
 

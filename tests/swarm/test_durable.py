@@ -285,3 +285,42 @@ async def test_the_sqlite_system_database_is_not_pinged_for_every_call(settings:
             record = await engine.run(record.id)
         assert record.status == "completed" and record.total_rounds == 4
     assert pings == []
+
+
+async def test_the_heartbeat_finds_runs_cancelled_elsewhere_with_one_read(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cancel made on another replica reaches a run here through the heartbeat's sweep (rounds are not DBOS steps,
+    which used to notice it). The sweep read each run's workflow on its own: two reads a run every second."""
+    from swarm import durable as durable_module
+
+    script = Script([{"agent": "copilot_control", "text": "Done."} for _ in range(3)])
+    gate = anyio.Event()
+    models = GatedModels(script, {0: gate})  # every session's first model call waits for the test (none ends before)
+    async with Engine(durable(settings), tools=phase_tool_registry(), models=models) as engine:
+        records = [await engine.create(f"Say it {i}") for i in range(3)]
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                for record in records:
+                    tg.start_soon(engine.run, record.id)
+                await models.reached[0].wait()
+                while len(engine.live.executing()) < 3:  # all three run here
+                    await anyio.sleep(0.01)
+                cancelled = records[1]
+                await DBOS.cancel_workflow_async(workflow_id(cancelled.id, 0))  # as another replica's cancel_session does
+                reads: list[list[str]] = []
+                interrupted: list[str] = []
+                real_list = DBOS.list_workflows_async
+
+                async def listing(**kwargs: Any) -> Any:
+                    reads.append(kwargs["workflow_ids"])
+                    return await real_list(**kwargs)
+
+                monkeypatch.setattr(DBOS, "list_workflows_async", listing)
+                monkeypatch.setattr(engine.live, "interrupt", lambda sid, reason, note=None: interrupted.append(sid) or True)
+                await engine.durable._stop_cancelled()
+                monkeypatch.undo()
+                assert interrupted == [cancelled.id]
+                assert len(reads) == 1 and len(reads[0]) == durable_module.SWEEP_BATCH  # padded: one statement shape
+                assert set(reads[0]) == {workflow_id(r.id, 0) for r in records}
+                gate.set()
+        statuses = {r.id: (await engine.get(r.id)).status for r in records}
+        assert statuses[records[0].id] == statuses[records[2].id] == "completed"
