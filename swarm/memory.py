@@ -33,12 +33,13 @@ log = logging.getLogger("swarm.memory")
 
 M_ARENA_MAX = -8
 """glibc's mallopt parameter: the most arenas the allocator makes (malloc.h)."""
-COLLECTOR_THRESHOLDS = (50_000, 20, 10)
+COLLECTOR_THRESHOLDS = (10_000, 10, 10)
 """The cyclic collector's thresholds in a serving process (Python's default: 700, 10, 10): a young collection every
-50,000 net allocations of container objects instead of every 700, a middle one every 20 young ones. Under 50 concurrent
-sessions of 10 rounds the default ran ~1,000 young, ~90 middle (4.7 ms each) and 8 full collections (83 ms each): 1.4 s
-of the server's 6.5 s of CPU, often in the middle of a round. With these: 10 young ones, 0.12 s. Cyclic garbage waits
-longer for its collection; ``IdleTrim`` collects all of it once the process goes idle."""
+10,000 net allocations of container objects instead of every 700. Under 50 concurrent sessions of 10 rounds (start and
+warm-up included) the default ran ~970 young, ~90 middle and 9 full collections, 0.76 s of the server's ~6.5 s of CPU,
+often in the middle of a round; these ran ~110, 10 and 1: 0.37 s. 50,000 ran fewer still (0.23 s), but a burst's young
+garbage then raised the heap's high-water mark: bench_paused_rss +7.7 MB against +3.8 / +3.9 MB at 700 and 10,000.
+``IdleTrim`` collects everything once the process goes idle."""
 TRIM_DELAY = 1.0
 """Seconds the process stays idle (no live run) before its free memory is handed back: a burst's callers get their
 answers first, and back-to-back runs pay nothing."""
