@@ -13,10 +13,10 @@ Two things bound that:
   a full collection frees the cyclic garbage the runs left, then ``malloc_trim(0)`` returns the free pages of every
   arena to the system (0.3-5 MB after a burst; ~1 ms).
 
+Both are glibc's; elsewhere (musl, macOS, Windows) they do nothing (the idle collection aside).
+
 A serving process also runs the cyclic garbage collector less often (``tune_collector``) and leaves what it holds
 for its lifetime out of its scans (``freeze_lifetime_objects``).
-
-Both are glibc's; elsewhere (musl, macOS, Windows) they do nothing.
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ COLLECTOR_THRESHOLDS = (10_000, 10, 10)
 10,000 net allocations of container objects instead of every 700. Under 50 concurrent sessions of 10 rounds (start and
 warm-up included) the default ran ~970 young, ~90 middle and 9 full collections, 0.76 s of the server's ~6.5 s of CPU,
 often in the middle of a round; these ran ~110, 10 and 1: 0.37 s. 50,000 ran fewer still (0.23 s), but a burst's young
-garbage then raised the heap's high-water mark: bench_paused_rss +7.7 MB against +3.8 / +3.9 MB at 700 and 10,000.
+garbage then raised the heap's high-water mark: bench_paused_rss +7.7 MB against +3.8 / +3.9 MB at 700 and 10,000
+(DBOS then kept 8 connections; with 4, +2.9 / +3.0 MB at 10,000).
 ``IdleTrim`` collects everything once the process goes idle."""
 TRIM_DELAY = 1.0
 """Seconds the process stays idle (no live run) before its free memory is handed back: a burst's callers get their
