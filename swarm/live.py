@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import itertools
 import logging
 from collections import deque
@@ -188,6 +189,13 @@ Go = Callable[[Callable[[Any, list[Any]], Awaitable[None]], bool], Awaitable[Any
 ``engine.answer``, a phase run ...), reporting each update; ``local``: its model is the caller's own."""
 
 
+def _forget_ended(run: LiveRun, task: asyncio.Task[Any]) -> None:
+    """``run.ended_by`` is there to wait for ``task``'s end; once it ended the run lets go of it (the task's context may
+    hold the run: a durable workflow's task starts in the context of the run's own)."""
+    if run.ended_by is task:
+        run.ended_by = None
+
+
 class LiveRuns:
     """The sessions live in this process, by session id: the process's one registry of live runs."""
 
@@ -282,6 +290,8 @@ class LiveRuns:
                 now = self._runs.get(session_id)
                 if now is not None and now.execution is execution:
                     now.execution, now.ended_by = None, execution.task
+                    if execution.task is not None:
+                        execution.task.add_done_callback(functools.partial(_forget_ended, now))
                     now.ended.set()
                     now.ended = asyncio.Event()
                 self._release(session_id)
@@ -338,6 +348,15 @@ class LiveRuns:
         return run
 
     async def _drive(self, engine: Any, run: LiveRun, go: Go | None) -> Any:
+        """The run's task: ``go``, or following the session's run on another replica. Its context holds the run
+        (``current_run``) and the run holds the task: when it ends, the context lets go of the run, so that an ended run
+        is freed as soon as nobody holds it, not at the garbage collector's next full collection."""
+        try:
+            return await self._go(engine, run, go)
+        finally:
+            current_run.set(None)
+
+    async def _go(self, engine: Any, run: LiveRun, go: Go | None) -> Any:
         seen = -1
 
         async def on_update(record: Any, events: list[Any]) -> None:

@@ -21,6 +21,7 @@ from typing import Any, Awaitable, Callable, Mapping, Protocol
 
 from autogen_agentchat.base import TaskResult
 from autogen_agentchat.messages import BaseChatMessage, HandoffMessage, TextMessage, ToolCallExecutionEvent
+from autogen_agentchat.teams import Swarm
 from autogen_core.models import ChatCompletionClient
 from autogen_core.tools import BaseTool
 
@@ -40,7 +41,7 @@ from .scope import current_grants, current_session
 from .session import Leg, PendingApproval, SessionRecord
 from .status import Cancelled, Completed, Failed, Paused, Running, Transition, Waiting, transition
 from .store import Store
-from .team import ROUTER_AGENT, CopilotControl, RoundControl, build_team
+from .team import ROUTER_AGENT, CopilotControl, RoundControl, build_team, release_team
 from .tools import SessionContext, ToolRegistry
 
 log = logging.getLogger("swarm.runner")
@@ -199,6 +200,7 @@ class SessionRunner:
             return [approved(t, gate) for t in tools] if gate is not None else tools
         committed, round_no = record.total_rounds, start.rounds
         cancelled: SessionCancelled | None = None
+        team: Swarm | None = None
         try:
             make_work_dir(ctx.work_dir)
             # Building the team builds every agent's model client: a missing key or embedded model (ConfigError)
@@ -283,6 +285,7 @@ class SessionRunner:
                           transition(record, Failed(error))]
             await self._save(record, [*ctx_events(ctx), *ending], on_update)
         finally:
+            release_team(team)  # freed when this returns, not at the garbage collector's next full collection
             current_session.reset(token)
             current_grants.reset(grants_token)
         return record

@@ -4,11 +4,12 @@ The fakes (scripted and function-driven models, a fake provider endpoint) are in
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import os
 import socket
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -61,3 +62,25 @@ def settings(tmp_path: Path) -> Any:
     # In-process engines run without DBOS unless SWARM_MCP_TEST_DURABLE=1 (then every such test runs durably).
     durable = os.environ.get("SWARM_MCP_TEST_DURABLE", "0")
     return Settings.from_env({"SWARM_MCP_HOME": str(tmp_path / "home"), "SWARM_MCP_DURABLE": durable})
+
+
+@pytest.fixture
+def left_to_collector() -> Iterator[Callable[[], list[Any]]]:
+    """The cyclic garbage collector off while the test runs; the fixture's value, called, returns what of the objects
+    unreachable now only a collection would free (kept in cycles), and frees them."""
+    gc.collect()
+    gc.disable()
+
+    def collect() -> list[Any]:
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        try:
+            gc.collect()
+            return list(gc.garbage)
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
+
+    try:
+        yield collect
+    finally:
+        gc.enable()
