@@ -10,11 +10,14 @@ from .config import Settings
 from .errors import ConfigError
 from .store import CACHE_KB
 
-SQLITE_POOL = 8
+SQLITE_POOL = 4
 """Connections DBOS keeps open to its SQLite system database (DBOS's default is 20). Each caches its own prepared
-statements, 0.5-0.8 MB once it has run DBOS's ~30 statements and the queue's ``IN (?, ...)`` variants (one per dequeued
-batch size): DBOS's 20 held 10.4 MB after 2,400 sessions and were still filling, 8 hold 5 MB. SQLite takes one writer at
-a time, and DBOS's calls run on at most thread_pool.DBOS_THREADS threads: 50 concurrent sessions ran as fast with 8."""
+statements, 0.4-0.5 MB once it has run DBOS's ~35 statements and the queue's ``IN (?, ...)`` variants (one per dequeued
+batch size), and every connection of the pool runs them all (it hands them out in turn): DBOS's 20 held 10.4 MB after
+2,400 sessions and were still filling; over 1,000 paused sessions after a 30-session warm-up (bench_paused_rss) 8 grew
+1.7 -> 3.3 MB, 4 grow 1.1 -> 1.8 MB. SQLite takes one writer at a time, and DBOS's calls run on at most
+thread_pool.DBOS_THREADS threads: 50 concurrent sessions ran as fast with 4 as with 8 (bench_concurrency 75-81 rounds/s,
+74-76 with 8), and resumes as fast (bench_resume)."""
 CACHED_STATEMENTS = 32
 """Prepared statements each connection to the system database keeps (Python's default is 128). DBOS ran 31-36
 distinct statements on each pooled connection over 128 sessions, and more as the queue's ``IN (?, ...)`` variants came

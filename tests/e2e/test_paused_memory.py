@@ -85,8 +85,9 @@ async def test_paused_sessions_leave_nothing_behind(settings: Any) -> None:
 
 
 async def test_a_burst_of_sessions_leaves_few_connections_to_dbos_sqlite_database(settings: Any) -> None:
-    """Each connection DBOS keeps to its SQLite system database caches its own prepared statements (0.5-0.8 MB once
-    warm): after a burst of concurrent sessions at most ``SQLITE_POOL`` stay open (with DBOS's default of 20, 17 did)."""
+    """Each connection DBOS keeps to its SQLite system database caches its own prepared statements (0.4-0.5 MB once
+    warm): after a burst of concurrent sessions at most ``SQLITE_POOL`` stay open (with DBOS's default of 20, 17 did),
+    4 (8 grew 1.6 MB of statements over the 1,000 paused sessions of bench_paused_rss after its warm-up; 4 grow 0.7)."""
     from dbos._dbos import _get_dbos_instance
 
     server = build_server(dataclasses.replace(settings, durable=True), models=FunctionModels(hand_off_or_answer))
@@ -101,4 +102,4 @@ async def test_a_burst_of_sessions_leaves_few_connections_to_dbos_sqlite_databas
                 for i in range(32):
                     group.start_soon(pause, i)
         pool = _get_dbos_instance()._sys_db.engine.pool
-        assert pool.checkedin() + pool.checkedout() <= SQLITE_POOL
+        assert pool.checkedin() + pool.checkedout() <= SQLITE_POOL <= 4
