@@ -289,11 +289,11 @@ def release_team(team: Swarm | None) -> None:
 
     autogen's runtime keeps the team's agents (each of which keeps the runtime) and the factory of its group chat
     manager (a closure over the team, which keeps the runtime): a finished team, 11 agents with their model clients,
-    contexts and tools (~900 objects), waited in those cycles for a full collection of the garbage collector. A server
-    runs one when a quarter as many objects as its old generation holds have outlived the younger collections (~70,000
-    there after gc.freeze, so ~17 legs' teams): the Python heap's arenas grew to hold them (bench_paused_rss: 85 -> 89
-    MB of arenas over 1,000 paused sessions after a 30-session warm-up; flat with the cycles broken). A runtime still
-    running (a run left in its middle by an error of the leg's own) is left to the collector."""
+    contexts and tools (~900 objects), waited in those cycles for a full collection of the garbage collector, which a
+    server runs rarely (after gc.freeze, once a quarter as many objects as its old generation holds have been promoted):
+    in bench_paused_rss one came every ~55 legs and freed ~40,000 objects, and the Python heap's arenas grew to hold the
+    dead teams (85 -> 89 MB over 1,000 paused sessions after a 30-session warm-up; flat with the cycles broken). A
+    runtime still running (a run left in its middle by an error of the leg's own) is left to the collector."""
     runtime = getattr(team, "_runtime", None)
     if isinstance(runtime, SingleThreadedAgentRuntime) and runtime._run_context is None:
         runtime._instantiated_agents.clear()

@@ -16,8 +16,10 @@ before. The caches that fill as a server runs sessions are native and were far f
 default was 400 for a while): SQLite's prepared statements on each of DBOS's pooled connections (including the queue's
 ``IN (?, ...)`` variants, one per dequeued batch size) and its page caches, and the allocator's free lists (glibc's
 arenas, up to 8 a core). They are bounded now (swarm/memory.py, swarm/system_db.py, swarm/store.py): 256 kB of pages a
-connection, 32 prepared statements on each of DBOS's, 2 arenas whose free pages go back to the system when the process
-goes idle.
+connection, 32 prepared statements on each of DBOS's 4 connections, 2 arenas whose free pages go back to the system when
+the process goes idle. And the Python heap's arenas grew to hold dead agent teams: each finished leg left its team in
+reference cycles, freed only by a full collection (one every ~55 legs here, after gc.freeze); a team and its run
+are freed when they end now (swarm/team.py release_team, swarm/live.py).
 
     python tests/bench/bench_paused_rss.py [--sessions 1000] [--parallel 16] [--warmup 30]
 """

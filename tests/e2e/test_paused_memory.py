@@ -9,10 +9,12 @@ ids, SQLAlchemy its compiled statements): measured ~0 here (-0.2 kB), ~0.9 kB on
 flight, while keeping each run's registry entry, or each session's records and events, leaves ~22 kB a session. The
 process's live-run registry, the subscriptions and the asyncio tasks are back to their size with no session paused.
 
-The RSS growth tests/bench/bench_paused_rss.py measured was native, not Python objects: SQLite's prepared statements on
+The RSS growth tests/bench/bench_paused_rss.py measured was not live Python objects: SQLite's prepared statements on
 each connection DBOS keeps to its system database (bounded by swarm.system_db.SQLITE_POOL: the second test), the
 page caches, the allocator's free lists; sessions that complete grew it as much. The caches are small now and the free
-lists go back to the system when the process goes idle (tests/swarm/test_memory.py).
+lists go back to the system when the process goes idle (tests/swarm/test_memory.py). The Python heap's arenas grew too,
+to hold the teams of finished legs waiting in reference cycles for a full collection (the snapshots here collect
+first): a team and its run are freed when they end now (tests/swarm/test_runner.py, tests/swarm/test_live.py).
 """
 
 from __future__ import annotations

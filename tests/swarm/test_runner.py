@@ -238,8 +238,8 @@ async def test_a_leg_that_ended_leaves_its_team_to_reference_counting(settings: 
                                                                       left_to_collector: Callable[[], list[Any]]) -> None:
     """autogen's runtime and a team's agents refer to each other, and so did the team and its runtime: each leg's team
     (11 agents with their model clients, contexts and tools, ~900 objects) waited for a full collection of the garbage
-    collector, which in a server comes only every few thousand objects: the Python heap held ~17 teams' worth more than
-    it needed, and grew its arenas for them (bench_paused_rss)."""
+    collector, which in a server comes rarely (every ~55 legs in bench_paused_rss): the Python heap held tens of
+    thousands of dead objects more than it needed, and grew its arenas for them."""
     from autogen_agentchat.agents import AssistantAgent
     from autogen_agentchat.teams import Swarm
 
