@@ -13,7 +13,7 @@
     a message for a running session -> a DBOS message (topic ``input``) to its leg's workflow, which
         takes it when its rounds end and goes on with it as its next leg; the workflow
         ``swarm.session_input`` sees it delivered (or, if that leg ended without taking it, starts the
-        next leg with it), also across a crash
+        next leg with it), also across a crash (swarm/delivery.py)
 
 Inside a leg, the journal (swarm/journal.py) records each model and tool call before its result is
 used; a recovered workflow replays the leg from it, so no completed call runs twice. A paused or
@@ -32,7 +32,6 @@ import logging
 import os
 import socket
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Awaitable, Callable, cast
 
@@ -44,6 +43,7 @@ from .errors import ConfigError, SessionCancelled, UserInputError
 from .runner import OnUpdate, SessionRunner
 from .scope import current_session
 from .session import SessionRecord
+from .delivery import INPUT_TOPIC, InputDelivery
 from .heartbeats import Heartbeats
 from .store import SqlStore
 from .system_db import system_database
@@ -57,13 +57,8 @@ APP_VERSION = "swarm-mcp-durable-2"
 """Pinned: a pending workflow is recovered only by processes of the same version. Bump it when the
 step sequence of a leg changes (a round step per round, the status events around them)."""
 QUEUE = "swarm-sessions"
-INPUT = "input"
-"""The topic of the DBOS messages a running leg takes as its next input when its rounds end."""
 TAKES_INPUT = ("paused", "completed", "waiting_input")
 """The ends of a leg after which the input sent to it opens the next leg (as continue_copilot with a message would)."""
-DELIVERY_HOPS = 50
-DELIVERY_WAIT = 0.2
-"""A delivery that finds the session's leg prepared but not yet started waits this long, at most DELIVERY_HOPS times."""
 HEARTBEAT_SECONDS = 1.0
 SWEEP_BATCH = 32
 """How many running workflows the heartbeat reads at once to find those cancelled on another replica."""
@@ -119,12 +114,6 @@ async def session_leg(session_id: str, leg: int) -> dict[str, Any]:
     return await _as_recorded(CopilotWork.name, session_id)
 
 
-@DBOS.workflow(name="swarm.session_input")
-async def session_input(session_id: str, given: dict[str, Any]) -> str:
-    """Deliver input sent while the session ran (see ``DurableRuns.deliver``)."""
-    return await _runs().deliver(session_id, given)
-
-
 def in_workflow() -> bool:
     """Whether the current task runs a workflow's body (work started there runs inline, not as another workflow)."""
     return DBOS.workflow_id is not None
@@ -161,6 +150,8 @@ class DurableRuns:
         """The process's live sessions: callers here following a run (its rounds reach them as they commit), the
         workflows executing here."""
         self._sweeper: asyncio.Task[None] | None = None
+        self.inputs = InputDelivery(self)
+        """Input sent to a session while it runs (swarm/delivery.py)."""
 
     # ---- lifecycle ------------------------------------------------------------------------------
 
@@ -262,7 +253,7 @@ class DurableRuns:
                 continue
             if await DBOS.get_workflow_status_async(self.engine.workflow_of(record)) is None:  # type: ignore[arg-type]
                 log.info("session %s was left running with no workflow: enqueuing its leg %d", record.id, len(record.legs) - 1)
-                await self._enqueue(record)
+                await self.enqueue(record)
 
     # ---- runs -----------------------------------------------------------------------------------
 
@@ -280,7 +271,7 @@ class DurableRuns:
         record = await self.store.get_session(session_id, principal)
         if self.live.relay(session_id) is not None or await self.is_live(session_id, record):
             if message:  # the session takes it when its current rounds end
-                await self.send_input(session_id, message, max_rounds)
+                await self.inputs.send(session_id, message, max_rounds)
             elif max_rounds is not None:
                 raise UserInputError(f"session {session_id} is still running: max_rounds applies to its next leg; pass it with a "
                                      "message, or once the session stops")
@@ -288,11 +279,11 @@ class DurableRuns:
         relay = _Relay(on_update) if on_update is not None else None
         with self.live.watch(session_id, relay):
             record = await self.runner.prepare(session_id, message=message, max_rounds=max_rounds, principal=principal, on_update=relay)
-            handle = await self._enqueue(record, local=local)
+            handle = await self.enqueue(record, local=local)
             await self._follow(session_id, handle, relay)
         return await self.store.get_session(session_id)
 
-    async def _enqueue(self, record: SessionRecord, local: bool = False) -> Any:
+    async def enqueue(self, record: SessionRecord, local: bool = False) -> Any:
         """Start the workflow of the session's prepared work of its own kind: in this process when it must (``local``) or
         can at once (a slot is free here: no wait for the queue's next poll), else on the shared queue."""
         local = local or len(self.live.executing()) < self.settings.concurrency
@@ -372,11 +363,11 @@ class DurableRuns:
                     await DBOS.set_event_async("status", "running")
                 record = await self._play(work, session_id)
                 while work.takes_input_while_running and record.status in TAKES_INPUT:
-                    given = await DBOS.recv_async(INPUT, timeout_seconds=0)
+                    given = await DBOS.recv_async(INPUT_TOPIC, timeout_seconds=0)
                     if given is None:
                         break
                     taken.append(given["id"])
-                    opened = await DBOS.run_step_async({"name": "take-input"}, self._opener(cast(InputWork, work), session_id, given, DBOS.workflow_id))
+                    opened = await DBOS.run_step_async({"name": "take-input"}, self.inputs.opener(cast(InputWork, work), session_id, given, DBOS.workflow_id))
                     if opened is not None:
                         if earlier:
                             await DBOS.set_event_async("status", "running")
@@ -394,77 +385,6 @@ class DurableRuns:
         if record.status != "running" or work.workflow(record) != DBOS.workflow_id:
             return record
         return await work.play(self.engine, session_id)
-
-    def _opener(self, work: InputWork, session_id: str, given: dict[str, Any], workflow: str | None) -> Callable[[], Awaitable[int | None]]:
-        """A step that opens the work ``given`` starts (run by ``workflow``, or by its own); None if the session refuses it."""
-        async def open_work() -> int | None:
-            try:
-                record = await work.open(self.engine, session_id, given["message"], given.get("max_rounds"),
-                                         on_update=self.live.relay(session_id), workflow=workflow, input_id=given["id"])
-                return record.total_rounds + 1  # (recorded by DBOS: any number says "opened")
-            except UserInputError as exc:  # the session was cancelled meanwhile, ...
-                log.warning("input %s for session %s was not taken: %s", given["id"], session_id, exc)
-                return None
-
-        return open_work
-
-    # ---- input sent while a session runs ---------------------------------------------------------
-
-    async def send_input(self, session_id: str, message: str, max_rounds: int | None = None) -> str:
-        """Queue a message for a running session, durably; return the input's id.
-
-        The workflow ``swarm.session_input`` delivers it: as a DBOS message to the running leg, which takes
-        it when its rounds end, or, if that leg ended without taking it, as the start of the next leg.
-        """
-        if not message.strip():
-            raise UserInputError("the message is empty: pass the text the session should take next")
-        if max_rounds is not None and max_rounds < 1:
-            raise UserInputError(f"max_rounds must be at least 1, got {max_rounds}")
-        given = {"id": uuid.uuid4().hex[:12], "message": message, "max_rounds": max_rounds}
-        target = await self._target(session_id)
-        if target:  # in the leg's inbox before the call returns (the delivery's own send of it is a no-op)
-            await DBOS.send_async(target, given, topic=INPUT, idempotency_key=given["id"])
-        with SetWorkflowID(f"{session_id}.input.{given['id']}"):
-            await DBOS.start_workflow_async(session_input, session_id, given)
-        return given["id"]
-
-    async def deliver(self, session_id: str, given: dict[str, Any]) -> str:
-        """The body of ``swarm.session_input``: hand ``given`` to the session's running leg, or start the next leg."""
-        for _ in range(DELIVERY_HOPS):
-            target = await DBOS.run_step_async({"name": "find-leg"}, self._target, session_id)
-            if target == "":  # prepared but not started yet (or recovering): look again shortly
-                await DBOS.sleep_async(DELIVERY_WAIT)
-                continue
-            if target is None:  # the session is not running: the input starts its next leg
-                work = self.engine.work_of(await self.store.get_session(session_id))
-                if not work.takes_input_while_running:  # (send_input refuses such input before it is queued)
-                    return "refused"
-                opened = await DBOS.run_step_async({"name": "open-leg"}, self._opener(cast(InputWork, work), session_id, given, None))
-                if opened is None:
-                    return "refused"
-                await self._enqueue(await self.store.get_session(session_id))
-                return "started"
-            await DBOS.send_async(target, given, topic=INPUT, idempotency_key=given["id"])
-            try:
-                outcome = await DBOS.get_result_async(target)
-            except Exception:  # the leg was cancelled or failed: it took no input; look again
-                outcome = None
-            if isinstance(outcome, dict) and given["id"] in outcome.get("taken", []):
-                return "taken"
-        log.error("input %s for session %s was not delivered: the session's leg never started", given["id"], session_id)
-        return "undelivered"
-
-    async def _target(self, session_id: str) -> str | None:
-        """The workflow of the session's current leg while it has not ended: its rounds run, or they have just ended and
-        it is about to take the input sent to it (the session's status already says how its rounds ended); None when
-        no leg of the session runs; "" when the session's leg is prepared but its workflow has not started."""
-        record = await self.store.get_session(session_id)
-        wid = self.engine.workflow_of(record)
-        status = await DBOS.get_workflow_status_async(wid) if wid is not None else None
-        if status is not None and status.status in ("PENDING", "ENQUEUED"):
-            return wid
-        return "" if record.status == "running" else None
-
 
     async def round_step(self, round_no: int, commit: Callable[[], Awaitable[None]]) -> None:
         """Commit a round: as the DBOS step ``round-<n>`` in a workflow of an earlier version (whose recorded steps

@@ -208,7 +208,7 @@ class Engine:
         if not self.takes_input_while_running(record):
             raise UserInputError(f"session {record.id} is still running: call continue_copilot(session_id='{record.id}') without a "
                                  "message to wait for it, and send your message once it stops (or cancel_session first)")
-        return await self.durable.send_input(record.id, message, max_rounds)
+        return await self.durable.inputs.send(record.id, message, max_rounds)
 
     async def is_live(self, record: SessionRecord) -> bool:
         """Whether the session's current work has a durable workflow that has not ended (here or on a replica)."""

@@ -136,7 +136,7 @@ async def run_sending_midway(engine: Any, models: GatedModels, session_id: str, 
 
             tg.start_soon(first)
             await models.reached[0].wait()  # the session's first round is in flight
-            input_id = await engine.durable.send_input(session_id, message)
+            input_id = await engine.durable.inputs.send(session_id, message)
             models.gates[0].set()
         delivery = await (await DBOS.retrieve_workflow_async(f"{session_id}.input.{input_id}")).get_result()
     return results[0], input_id, delivery
@@ -192,7 +192,7 @@ async def test_a_message_sent_as_the_legs_rounds_end_is_taken_by_that_leg_once(s
                 tg.start_soon(first)
                 await held.wait()
                 assert (await engine.store.get_session(record.id)).status == "completed"
-                input_id = await engine.durable.send_input(record.id, "Show that it works for negative numbers too")
+                input_id = await engine.durable.inputs.send(record.id, "Show that it works for negative numbers too")
                 delivery = DBOS.retrieve_workflow_async(f"{record.id}.input.{input_id}")
                 release.set()
             delivery = await (await delivery).get_result()
@@ -229,9 +229,9 @@ async def test_an_empty_message_for_a_running_session_is_refused(settings: Any) 
     async with Engine(durable(settings), tools=phase_tool_registry(), models=ScriptedModels(Script([]))) as engine:
         record = await engine.create("Say hello")
         with pytest.raises(UserInputError, match="empty"):
-            await engine.durable.send_input(record.id, "  ")
+            await engine.durable.inputs.send(record.id, "  ")
         with pytest.raises(UserInputError, match="max_rounds"):
-            await engine.durable.send_input(record.id, "go on", max_rounds=0)
+            await engine.durable.inputs.send(record.id, "go on", max_rounds=0)
 
 
 async def test_cancel_stops_a_run_whose_workflow_is_queued_here_but_not_yet_executing(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
