@@ -10,6 +10,9 @@ case "${1:-start}" in
       (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql) >&2
     fi
     PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+    if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then  # taken (a PostgreSQL left running, another service): a free one
+      PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    fi
     DATA=$(mktemp -d /tmp/swarm-mcp-pg.XXXXXX)
     RUN_AS=()
     if [ "$(id -u)" = 0 ]; then chown postgres "$DATA"; RUN_AS=(su postgres -s /bin/bash -c); else RUN_AS=(bash -c); fi
