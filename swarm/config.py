@@ -37,8 +37,11 @@ class Settings:
     executor_id: str | None = None
     """This process's fixed DBOS executor id (SWARM_MCP_EXECUTOR_ID); default ``local``, or a
     unique id when another live process already holds ``local`` on the same database."""
-    concurrency: int = 8
-    """Session runs this process executes at once from the shared queue (SWARM_MCP_CONCURRENCY)."""
+    concurrency: int = 64
+    """Session runs this process starts at once (SWARM_MCP_CONCURRENCY): a run starts here while fewer execute here,
+    else it goes to the shared queue, from which the process also takes up to this many. A run waits on its model most
+    of the time (a round costs ~5 ms of CPU against the model's 50 ms to seconds), so the default is what 64 concurrent
+    callers need to start at once, not a CPU bound."""
     takeover_seconds: float = 5.0
     """A replica silent this long is presumed dead; another one recovers its sessions (SWARM_MCP_TAKEOVER_SECONDS)."""
     sandbox: str = "auto"
@@ -80,7 +83,7 @@ class Settings:
             raise ConfigError("SWARM_MCP_MAX_RETRIES must be a whole number, e.g. 4") from None
         durable = env.get("SWARM_MCP_DURABLE", "1").strip().lower() not in ("0", "false", "no", "off")
         try:
-            concurrency = int(env.get("SWARM_MCP_CONCURRENCY", "8"))
+            concurrency = int(env.get("SWARM_MCP_CONCURRENCY", "64"))
             takeover = float(env.get("SWARM_MCP_TAKEOVER_SECONDS", "5"))
             context_tokens = int(env.get("SWARM_MCP_CONTEXT_TOKENS", "6000"))
             arenas = int(env.get("SWARM_MCP_MALLOC_ARENAS", "2"))

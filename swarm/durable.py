@@ -152,6 +152,8 @@ class DurableRuns:
         self._sweeper: asyncio.Task[None] | None = None
         self.inputs = InputDelivery(self)
         """Input sent to a session while it runs (swarm/delivery.py)."""
+        self._starting: set[str] = set()
+        """Sessions whose run was started here and whose body has not begun executing yet: they hold a slot."""
 
     # ---- lifecycle ------------------------------------------------------------------------------
 
@@ -285,9 +287,24 @@ class DurableRuns:
 
     async def enqueue(self, record: SessionRecord, local: bool = False) -> Any:
         """Start the workflow of the session's prepared work of its own kind: in this process when it must (``local``) or
-        can at once (a slot is free here: no wait for the queue's next poll), else on the shared queue."""
-        local = local or len(self.live.executing()) < self.settings.concurrency
-        return await self._start(kind_of(record), record.id, self.engine.workflow_of(record), local)  # type: ignore[arg-type]
+        can at once (a slot is free here: no wait for the queue's next poll), else on the shared queue.
+
+        A run started here holds its slot from this decision on (``_starting``) until its body executes: a burst of
+        calls would otherwise all see the slots free (no body of theirs has begun yet) and all start here."""
+        held = self._starting | set(self.live.executing())
+        local = local or len(held) < self.settings.concurrency
+        if not local:
+            return await self._start(kind_of(record), record.id, self.engine.workflow_of(record), False)  # type: ignore[arg-type]
+        self._starting.add(record.id)
+        try:
+            handle = await self._start(kind_of(record), record.id, self.engine.workflow_of(record), True)  # type: ignore[arg-type]
+        except BaseException:
+            self._starting.discard(record.id)
+            raise
+        handle_task = getattr(handle, "task", None)  # (DBOS's async handle: the workflow's task; its end frees the slot too)
+        if handle_task is not None:
+            handle_task.add_done_callback(lambda _: self._starting.discard(record.id))
+        return handle
 
     async def _start(self, kind: str, session_id: str, key: str, local: bool) -> Any:
         with SetWorkflowID(key):
@@ -359,6 +376,7 @@ class DurableRuns:
         try:
             earlier = _earlier_steps.get()
             with self.live.execute(session_id):
+                self._starting.discard(session_id)  # its slot is now held by its execution
                 if earlier:
                     await DBOS.set_event_async("status", "running")
                 record = await self._play(work, session_id)

@@ -266,6 +266,49 @@ async def test_cancel_stops_a_run_whose_workflow_is_queued_here_but_not_yet_exec
         assert (await engine.get(record.id)).status == "cancelled"
 
 
+async def test_a_burst_of_runs_starts_no_more_here_than_the_free_slots(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SWARM_MCP_CONCURRENCY runs start in this process at once; the rest go to the shared queue. A burst of calls used
+    to start every run here: each one found the slots free, since no run's body had begun executing yet."""
+    from swarm.durable import DurableRuns
+
+    release = anyio.Event()
+    execute = DurableRuns.execute
+    started: list[tuple[str, bool]] = []
+    start = DurableRuns._start
+    all_started = anyio.Event()
+
+    async def held_execute(self: Any, kind: str, session_id: str) -> Any:
+        await release.wait()
+        return await execute(self, kind, session_id)
+
+    async def counted_start(self: Any, kind: str, session_id: str, key: str, local: bool) -> Any:
+        handle = await start(self, kind, session_id, key, local)
+        started.append((session_id, local))
+        if len(started) == 5:
+            all_started.set()
+        return handle
+
+    monkeypatch.setattr(DurableRuns, "execute", held_execute)
+    monkeypatch.setattr(DurableRuns, "_start", counted_start)
+    async with Engine(durable(settings, executor_id="test-slots", concurrency=2), tools=phase_tool_registry(),
+                      models=ScriptedModels(Script([]))) as engine:
+        records = [await engine.create(f"task {i}") for i in range(5)]
+        with anyio.fail_after(30):
+            for record in records:
+                await engine.live.start(engine, record.id, principal="local",
+                                        go=lambda on_update, local, sid=record.id: engine.go_on(sid, on_update=on_update, local=local))
+            await all_started.wait()
+            assert sorted(local for _, local in started) == [False, False, False, True, True], started
+            assert len(engine.durable._starting) == 2  # the two started here hold their slots until their bodies execute
+            release.set()
+            for record in records:
+                await engine.cancel_session(record.id, grace=2.0)
+            for record in records:
+                run = engine.live.get(record.id)
+                if run is not None and run.task is not None:
+                    await run.task
+
+
 async def test_the_sqlite_system_database_is_not_pinged_for_every_call(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """DBOS tests a pooled connection with ``SELECT 1`` each time it takes one (its default, for servers that drop
     connections): on a SQLite file that was a query more for every one of its calls."""
