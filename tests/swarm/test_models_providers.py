@@ -210,3 +210,73 @@ async def test_chat_completions_go_out_as_the_sdk_would_send_them_without_its_re
     (path_a, headers_a, plain), (path_b, headers_b, transformed) = fake.received[-2:]
     assert plain == transformed and path_a == path_b
     assert {k: headers_a[k] for k in ("authorization", "x-trace", "content-type")} == {k: headers_b[k] for k in ("authorization", "x-trace", "content-type")}
+
+
+@pytest.mark.anyio
+async def test_a_fixed_key_client_sends_straight_through_its_http_client_the_request_the_sdk_would_send(fake: FakeProvider) -> None:
+    """How autogen calls create (no per-call options): the request goes out through the SDK's HTTP client without the
+    SDK's request machinery; on the wire it is the SDK's own request (path, every header, body) and the answer reads
+    the same."""
+    from openai.resources.chat.completions import AsyncCompletions
+
+    model = "gpt-4o-mini"
+    fake.plan("/v1/chat/completions", *(Planned(200, tool_call_completion(model)) for _ in range(2)))
+    client = openai_client(model, api_key="sk-test-not-real", base_url=fake.base + "/v1", timeout=10)
+    sdk = client._client
+    messages = [{"role": "system", "content": "Add."}, {"role": "user", "content": "1 + 2? é", "name": "alice"}]
+    tools = [{"type": "function", "function": {"name": "add", "parameters": {"type": "object", "properties": {"a": {"type": "integer"}}}}}]
+    try:
+        direct = await sdk.chat.completions.create(model=model, messages=messages, tools=tools, stream=False, temperature=0.2)
+        assert sdk.chat.completions._direct is not None  # it went straight through
+        through_sdk = await AsyncCompletions(sdk).create(model=model, messages=messages, tools=tools, stream=False, temperature=0.2)
+    finally:
+        await client.close()
+    (path_a, headers_a, body_a), (path_b, headers_b, body_b) = fake.received[-2:]
+    assert (path_a, body_a) == (path_b, body_b)
+    assert headers_a == headers_b
+    assert type(direct) is type(through_sdk) and direct.model_dump() == through_sdk.model_dump()
+
+
+@pytest.mark.anyio
+async def test_a_direct_request_fails_with_the_sdks_own_errors(fake: FakeProvider) -> None:
+    """Statuses, timeouts and refused connections raise what the SDK raises (the retry policy classifies those), an
+    answer off the spec is read as the SDK reads it, one that is not JSON is the SDK's validation error."""
+    import httpx2
+    import openai
+
+    model = "gpt-4o-mini"
+    odd = completion(model, {"content": "hi"}, "stop")
+    odd["choices"][0]["finish_reason"] = "made_up_reason"  # off the spec: the SDK reads it anyway
+    fake.plan("/v1/chat/completions", Planned(429, OPENAI_ERROR), Planned(500, SERVER_ERROR), Planned(200, odd))
+    client = openai_client(model, api_key="sk-test-not-real", base_url=fake.base + "/v1", timeout=10)
+    create = client._client.chat.completions.create
+    body = {"model": model, "messages": [{"role": "user", "content": "hi"}]}
+    try:
+        with pytest.raises(openai.RateLimitError, match="slow down"):
+            await create(**body)
+        with pytest.raises(openai.InternalServerError, match="boom"):
+            await create(**body)
+        answer = await create(**body)
+        assert answer.choices[0].message.content == "hi" and answer.choices[0].finish_reason == "made_up_reason"
+    finally:
+        await client.close()
+
+    def not_json(request: Any) -> Any:
+        return httpx2.Response(200, content=b"<html>a proxy's page</html>", headers={"content-type": "text/html"})
+
+    def too_slow(request: Any) -> Any:
+        raise httpx2.ReadTimeout("timed out", request=request)
+
+    def refused(request: Any) -> Any:
+        raise httpx2.ConnectError("connection refused", request=request)
+
+    for handler, error in ((not_json, openai.APIResponseValidationError), (too_slow, openai.APITimeoutError),
+                           (refused, openai.APIConnectionError)):
+        http = httpx2.AsyncClient(transport=httpx2.MockTransport(handler))
+        client = openai_client(model, api_key="sk-test-not-real", base_url="http://127.0.0.1:9/v1", timeout=10, http_client=http)
+        try:
+            with pytest.raises(error):
+                await client._client.chat.completions.create(**body)
+            assert client._client.chat.completions._direct is not None
+        finally:
+            await client.close()
