@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import ConfigError, SwarmError
 from .events import Usage
+from .manifest import safe_load
 from .profiles import Budget
 
 
@@ -41,7 +42,7 @@ class Prices:
             return cls()
         try:
             text = path.read_text(encoding="utf-8")
-            data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+            data = json.loads(text) if path.suffix == ".json" else safe_load(text)
         except (OSError, ValueError, yaml.YAMLError) as exc:
             raise ConfigError(f"SWARM_MCP_PRICES={path}: cannot read the price table ({exc}); give a YAML or JSON file of "
                               "{model: {prompt: USD per 1M tokens, completion: USD per 1M tokens}}") from None

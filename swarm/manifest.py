@@ -59,6 +59,15 @@ class AgentManifest(BaseModel):
         return value
 
 
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def safe_load(text: str) -> object:
+    """``yaml.safe_load``, with libyaml's C parser when PyYAML has it (the same documents, ~10x less CPU: the agents'
+    and profiles' manifests are read when the engine opens, on the first call's path)."""
+    return yaml.load(text, Loader=_YAML_LOADER)  # noqa: S506 - a safe loader
+
+
 def builtin_agents_dir() -> Path:
     """The manifests/agents directory shipped with swarm-mcp."""
     return Path(str(resources.files("manifests") / "agents"))
@@ -67,7 +76,7 @@ def builtin_agents_dir() -> Path:
 def load_manifest(path: Path) -> AgentManifest:
     """Load and validate one manifest file; errors name the file and the field."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ManifestError(str(path), "(file)", f"is not valid YAML: {exc}") from exc
     if not isinstance(data, dict):

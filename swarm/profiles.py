@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import ManifestError, UserInputError
+from .manifest import safe_load
 
 DEFAULT_PROFILE = "default"
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
@@ -95,7 +96,7 @@ def builtin_profiles_dir() -> Path:
 def load_profile(path: Path) -> Profile:
     """Load and validate one profile file; errors name the file and the field."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise ManifestError(str(path), "(file)", f"is not readable YAML: {exc}") from exc
     if not isinstance(data, dict):
