@@ -291,19 +291,17 @@ class DurableRuns:
 
         A run started here holds its slot from this decision on (``_starting``) until its body executes: a burst of
         calls would otherwise all see the slots free (no body of theirs has begun yet) and all start here."""
-        held = self._starting | set(self.live.executing())
-        local = local or len(held) < self.settings.concurrency
-        if not local:
-            return await self._start(kind_of(record), record.id, self.engine.workflow_of(record), False)  # type: ignore[arg-type]
-        self._starting.add(record.id)
+        local = local or len(self._starting | set(self.live.executing())) < self.settings.concurrency
+        if local:
+            self._starting.add(record.id)
         try:
-            handle = await self._start(kind_of(record), record.id, self.engine.workflow_of(record), True)  # type: ignore[arg-type]
+            handle = await self._start(kind_of(record), record.id, self.engine.workflow_of(record), local)  # type: ignore[arg-type]
         except BaseException:
             self._starting.discard(record.id)
             raise
-        handle_task = getattr(handle, "task", None)  # (DBOS's async handle: the workflow's task; its end frees the slot too)
-        if handle_task is not None:
-            handle_task.add_done_callback(lambda _: self._starting.discard(record.id))
+        task = getattr(handle, "task", None) if local else None  # (DBOS's async handle: the workflow's task, whose end
+        if task is not None:  # frees the slot too, should its body never execute)
+            task.add_done_callback(lambda _: self._starting.discard(record.id))
         return handle
 
     async def _start(self, kind: str, session_id: str, key: str, local: bool) -> Any:

@@ -62,8 +62,8 @@ def sends_directly(sdk: Any) -> bool:
 class PlainCompletions(AsyncCompletions):
     """The SDK's chat completions resource, sending plain-JSON requests without its request transform."""
 
-    _direct: tuple[Any, Any, Any] | None | bool = False
-    """(url, headers, timeout) once known for a client that sends directly; None for one that does not."""
+    _direct: Any = _UNSET
+    """(url, headers, timeout) for a client that sends directly, None for one that does not; _UNSET until its first call."""
 
     async def create(self, **params: Any) -> Any:  # type: ignore[override]
         options = {k: params.pop(k) for k in _OPTIONS if k in params}
@@ -71,7 +71,7 @@ class PlainCompletions(AsyncCompletions):
         if body.get("stream") or not plain_json(body):
             return await super().create(**params, **options)
         if not options:
-            if self._direct is False:
+            if self._direct is _UNSET:
                 self._direct = self._direct_request() if sends_directly(self._client) else None
             if self._direct is not None:
                 return await self._send(body, *self._direct)  # type: ignore[misc]
