@@ -299,8 +299,10 @@ class DurableRuns:
         except BaseException:
             self._starting.discard(record.id)
             raise
-        task = getattr(handle, "task", None) if local else None  # (DBOS's async handle: the workflow's task, whose end
-        if task is not None:  # frees the slot too, should its body never execute)
+        task = getattr(handle, "task", None)  # DBOS's handle of a workflow it executes here: its task, whose end frees the
+        if task is None:  # slot too, should its body never execute (a handle without one: nothing executes here)
+            self._starting.discard(record.id)
+        else:
             task.add_done_callback(lambda _: self._starting.discard(record.id))
         return handle
 

@@ -309,6 +309,25 @@ async def test_a_burst_of_runs_starts_no_more_here_than_the_free_slots(settings:
                     await run.task
 
 
+async def test_a_start_that_executes_nothing_here_holds_no_slot(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """DBOS answers the start of a workflow that exists already (ended, or running elsewhere) with a handle that only
+    polls: nothing executes here, so the slot taken for it is given back at once (else it stayed taken for good)."""
+    from swarm.durable import DurableRuns
+
+    class Polling:
+        workflow_id = "elsewhere"
+
+    async def start_elsewhere(self: Any, kind: str, session_id: str, key: str, local: bool) -> Any:
+        return Polling()
+
+    async with Engine(durable(settings, executor_id="test-no-slot", concurrency=1), tools=phase_tool_registry(),
+                      models=ScriptedModels(Script([]))) as engine:
+        monkeypatch.setattr(DurableRuns, "_start", start_elsewhere)
+        record = await engine.create("a task")
+        await engine.durable.enqueue(record)
+        assert engine.durable._starting == set()
+
+
 async def test_the_sqlite_system_database_is_not_pinged_for_every_call(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """DBOS tests a pooled connection with ``SELECT 1`` each time it takes one (its default, for servers that drop
     connections): on a SQLite file that was a query more for every one of its calls."""
