@@ -24,7 +24,7 @@ from typing import Any
 from openai import APIConnectionError, APIResponseValidationError, APITimeoutError, AsyncStream, OpenAIError
 from openai._base_client import make_request_options, request_exceptions, timeout_exceptions
 from openai._models import FinalRequestOptions, construct_type
-from openai._types import NotGiven, Omit
+from openai._types import NOT_GIVEN, NotGiven, Omit
 from openai.resources.chat.completions import AsyncCompletions
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from pydantic import ValidationError
@@ -63,18 +63,21 @@ class PlainCompletions(AsyncCompletions):
     """The SDK's chat completions resource, sending plain-JSON requests without its request transform."""
 
     _direct: Any = _UNSET
-    """(url, headers, timeout) for a client that sends directly, None for one that does not; _UNSET until its first call."""
+    """Whether this client sends directly (``sends_directly``); _UNSET until its first call."""
+    _headers: dict[Any, Any] | None = None
+    """The headers the SDK builds for this client's chat completion requests, by the request's timeout."""
 
     async def create(self, **params: Any) -> Any:  # type: ignore[override]
         options = {k: params.pop(k) for k in _OPTIONS if k in params}
         body = {k: v for k, v in params.items() if not isinstance(v, (NotGiven, Omit))}
         if body.get("stream") or not plain_json(body):
             return await super().create(**params, **options)
-        if not options:
+        timeout = options.get("timeout", NOT_GIVEN)  # (autogen passes its client's timeout with every call)
+        if options.keys() <= {"timeout"} and isinstance(timeout, (int, float, NotGiven)):
             if self._direct is _UNSET:
-                self._direct = self._direct_request() if sends_directly(self._client) else None
-            if self._direct is not None:
-                return await self._send(body, *self._direct)  # type: ignore[misc]
+                self._direct = sends_directly(self._client)
+            if self._direct:
+                return await self._send(body, timeout)
         return await self._post(
             "/chat/completions",
             body=body,
@@ -84,16 +87,23 @@ class PlainCompletions(AsyncCompletions):
             stream_cls=AsyncStream[ChatCompletionChunk],
         )
 
-    def _direct_request(self) -> tuple[Any, Any, Any]:
-        """The URL, headers and timeout of this client's chat completion requests, as the SDK builds them."""
-        sdk = self._client
-        options = FinalRequestOptions.construct(method="post", url="/chat/completions", security={"bearer_auth": True})  # type: ignore[call-arg]
-        return sdk._prepare_url("/chat/completions"), sdk._build_headers(options), sdk.timeout
+    def _headers_for(self, timeout: Any) -> Any:
+        """The headers of a chat completion request with ``timeout``, as the SDK builds them (once per timeout)."""
+        if self._headers is None:
+            self._headers = {}
+        headers = self._headers.get(timeout)
+        if headers is None:
+            options = FinalRequestOptions.construct(method="post", url="/chat/completions", security={"bearer_auth": True},  # type: ignore[call-arg]
+                                                    timeout=timeout)
+            headers = self._headers[timeout] = self._client._build_headers(options)
+        return headers
 
-    async def _send(self, body: dict[str, Any], url: Any, headers: Any, timeout: Any) -> ChatCompletion:
-        http = self._client._client
+    async def _send(self, body: dict[str, Any], timeout: Any) -> ChatCompletion:
+        sdk = self._client
+        http = sdk._client
         content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-        request = http.build_request("POST", url, content=content, headers=headers, timeout=timeout)
+        request = http.build_request("POST", sdk._prepare_url("/chat/completions"), content=content, headers=self._headers_for(timeout),
+                                     timeout=sdk.timeout if isinstance(timeout, NotGiven) else timeout)
         try:
             response = await http.send(request)
         except timeout_exceptions() as err:
@@ -103,7 +113,7 @@ class PlainCompletions(AsyncCompletions):
         except request_exceptions() as err:
             raise APIConnectionError(request=request) from err
         if response.status_code >= 400:
-            raise self._client._make_status_error_from_response(response)
+            raise sdk._make_status_error_from_response(response)
         raw = response.content
         try:
             return ChatCompletion.model_validate_json(raw)

@@ -226,9 +226,10 @@ async def test_a_fixed_key_client_sends_straight_through_its_http_client_the_req
     messages = [{"role": "system", "content": "Add."}, {"role": "user", "content": "1 + 2? é", "name": "alice"}]
     tools = [{"type": "function", "function": {"name": "add", "parameters": {"type": "object", "properties": {"a": {"type": "integer"}}}}}]
     try:
-        direct = await sdk.chat.completions.create(model=model, messages=messages, tools=tools, stream=False, temperature=0.2)
-        assert sdk.chat.completions._direct is not None  # it went straight through
-        through_sdk = await AsyncCompletions(sdk).create(model=model, messages=messages, tools=tools, stream=False, temperature=0.2)
+        direct = await sdk.chat.completions.create(model=model, messages=messages, tools=tools, stream=False, temperature=0.2, timeout=10.0)
+        assert list(sdk.chat.completions._headers) == [10.0]  # it went straight through
+        through_sdk = await AsyncCompletions(sdk).create(model=model, messages=messages, tools=tools, stream=False, temperature=0.2,
+                                                         timeout=10.0)
     finally:
         await client.close()
     (path_a, headers_a, body_a), (path_b, headers_b, body_b) = fake.received[-2:]
@@ -277,6 +278,31 @@ async def test_a_direct_request_fails_with_the_sdks_own_errors(fake: FakeProvide
         try:
             with pytest.raises(error):
                 await client._client.chat.completions.create(**body)
-            assert client._client.chat.completions._direct is not None
+            assert client._client.chat.completions._direct is True
         finally:
             await client.close()
+
+
+@pytest.mark.anyio
+async def test_autogens_calls_go_straight_through(fake: FakeProvider, monkeypatch: pytest.MonkeyPatch) -> None:
+    """autogen passes its client's timeout with every call: such a call still goes straight through, with that timeout."""
+    from swarm.models.openai_plain import PlainCompletions
+
+    sent: list[Any] = []
+    send = PlainCompletions._send
+
+    async def counted(self: Any, body: Any, timeout: Any) -> Any:
+        sent.append(timeout)
+        return await send(self, body, timeout)
+
+    monkeypatch.setattr(PlainCompletions, "_send", counted)
+    model = "gpt-4o-mini"
+    fake.plan("/v1/chat/completions", Planned(200, tool_call_completion(model)))
+    client = openai_client(model, api_key="sk-test-not-real", base_url=fake.base + "/v1", timeout=7)
+    try:
+        result = await client.create(MESSAGES, tools=[ADD])
+    finally:
+        await client.close()
+    assert sent == [7.0]
+    assert isinstance(result.content, list) and result.content[0].name == "add"
+    assert fake.received[-1][1]["x-stainless-read-timeout"] == "7.0"
