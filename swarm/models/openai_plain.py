@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from openai import APIConnectionError, APIResponseValidationError, APITimeoutError, AsyncStream, OpenAIError
+from openai import APIConnectionError, APIResponseValidationError, APITimeoutError, AsyncOpenAI, AsyncStream, OpenAIError
 from openai._base_client import make_request_options, request_exceptions, timeout_exceptions
 from openai._models import FinalRequestOptions, construct_type
 from openai._types import NOT_GIVEN, NotGiven, Omit
@@ -53,7 +53,8 @@ def sends_directly(sdk: Any) -> bool:
     """Whether ``sdk`` (an ``AsyncOpenAI``) authenticates with a fixed API key, adds nothing per request and retries
     nothing: then its requests are its default headers and the body. Anything else, or an SDK whose internals are not
     the ones named here, goes through the SDK."""
-    return (isinstance(getattr(sdk, "api_key", None), str) and bool(sdk.api_key)
+    return (type(sdk) is AsyncOpenAI  # (not a subclass: Azure's rewrites the URL of each request, for one)
+            and isinstance(getattr(sdk, "api_key", None), str) and bool(sdk.api_key)
             and getattr(sdk, "_provider_runtime", _UNSET) is None and getattr(sdk, "_api_key_provider", _UNSET) is None
             and getattr(sdk, "workload_identity", _UNSET) is None and getattr(sdk, "custom_auth", _UNSET) is None
             and getattr(sdk, "max_retries", None) == 0 and not getattr(sdk, "_custom_query", _UNSET))

@@ -306,3 +306,21 @@ async def test_autogens_calls_go_straight_through(fake: FakeProvider, monkeypatc
     assert sent == [7.0]
     assert isinstance(result.content, list) and result.content[0].name == "add"
     assert fake.received[-1][1]["x-stainless-read-timeout"] == "7.0"
+
+
+def test_only_a_plain_fixed_key_openai_client_sends_directly() -> None:
+    """A client whose SDK class adds to each request (Azure's rewrites its URL), or whose key is fetched per request,
+    keeps the SDK's request machinery."""
+    import openai
+
+    from swarm.models.openai_plain import sends_directly
+
+    assert sends_directly(openai.AsyncOpenAI(api_key="sk-test-not-real", base_url="http://127.0.0.1:9/v1", max_retries=0))
+    assert not sends_directly(openai.AsyncOpenAI(api_key="sk-test-not-real", base_url="http://127.0.0.1:9/v1"))  # SDK retries
+    azure = openai.AsyncAzureOpenAI(api_key="sk-test-not-real", azure_endpoint="http://127.0.0.1:9", api_version="2024-06-01", max_retries=0)
+    assert not sends_directly(azure)
+
+    async def key() -> str:
+        return "sk-test-not-real"
+
+    assert not sends_directly(openai.AsyncOpenAI(api_key=key, base_url="http://127.0.0.1:9/v1", max_retries=0))
